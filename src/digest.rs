@@ -1,0 +1,177 @@
+//! SHA-256 digests (FIPS 180-4): the 32-byte value, its 64-lowercase-hex text form (the form
+//! `sha256sum` prints), and hashing of files in bounded memory.
+
+use sha2::{Digest as _, Sha256};
+use std::fmt;
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::Path;
+
+/// Size of the read buffer used when a file is streamed through the hasher, in bytes.
+const STREAM_BUFFER: usize = 256 * 1024;
+
+/// A SHA-256 digest. Displays and serializes as 64 lowercase hex digits.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Digest(pub [u8; 32]);
+
+impl Digest {
+    /// The SHA-256 of `bytes`.
+    pub fn of(bytes: &[u8]) -> Digest {
+        Digest(Sha256::digest(bytes).into())
+    }
+
+    /// 64 lowercase hex digits.
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0)
+    }
+
+    /// Parses exactly 64 lowercase hex digits, the only form the seal format writes.
+    /// Returns `None` for any other length, an uppercase digit or a non-hex character.
+    pub fn from_hex(text: &str) -> Option<Digest> {
+        if text.len() != 64 || !text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+            return None;
+        }
+        let mut out = [0u8; 32];
+        hex::decode_to_slice(text, &mut out).ok()?;
+        Some(Digest(out))
+    }
+
+    /// The form documents cite: the first and last `n` hex digits around an ellipsis.
+    pub fn abbreviated(&self, n: usize) -> String {
+        let hex = self.to_hex();
+        let n = n.min(32);
+        format!("{}…{}", &hex[..n], &hex[64 - n..])
+    }
+}
+
+impl fmt::Display for Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_hex())
+    }
+}
+
+impl fmt::Debug for Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Digest({})", self.to_hex())
+    }
+}
+
+impl serde::Serialize for Digest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_hex())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Digest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        Digest::from_hex(&text)
+            .ok_or_else(|| serde::de::Error::custom("expected 64 lowercase hex digits"))
+    }
+}
+
+/// Streams `reader` through SHA-256. Returns the digest and the number of bytes read.
+pub fn hash_reader(mut reader: impl Read) -> io::Result<(Digest, u64)> {
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; STREAM_BUFFER];
+    let mut total = 0u64;
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        hasher.update(&buf[..n]);
+        total += n as u64;
+    }
+    Ok((Digest(hasher.finalize().into()), total))
+}
+
+/// The content of one file as read for sealing or verification.
+pub struct FileRead {
+    /// SHA-256 of every byte of the file.
+    pub digest: Digest,
+    /// Length in bytes.
+    pub len: u64,
+    /// The whole content when the file is at most the `keep_limit` given to [`read_file`];
+    /// `None` for a larger file, which was streamed and never held in memory.
+    pub bytes: Option<Vec<u8>>,
+}
+
+/// Reads and hashes the file at `path` with one open. A file of at most `keep_limit` bytes is
+/// read whole and returned with its digest (profiling and drift diagnosis need the text); a
+/// larger one is streamed in fixed-size chunks so memory does not grow with file size.
+pub fn read_file(path: &Path, keep_limit: u64) -> io::Result<FileRead> {
+    let mut file = File::open(path)?;
+    let size = file.metadata()?.len();
+    if size <= keep_limit {
+        let mut bytes = Vec::with_capacity(size as usize);
+        file.read_to_end(&mut bytes)?;
+        // The file may have grown since the stat; what was read is what is judged.
+        if bytes.len() as u64 <= keep_limit {
+            return Ok(FileRead {
+                digest: Digest::of(&bytes),
+                len: bytes.len() as u64,
+                bytes: Some(bytes),
+            });
+        }
+        return Ok(FileRead {
+            digest: Digest::of(&bytes),
+            len: bytes.len() as u64,
+            bytes: None,
+        });
+    }
+    let (digest, len) = hash_reader(file)?;
+    Ok(FileRead {
+        digest,
+        len,
+        bytes: None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_answer_fips_180_4() {
+        // "abc" from FIPS 180-4, appendix B.1.
+        assert_eq!(
+            Digest::of(b"abc").to_hex(),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+
+    #[test]
+    fn hex_round_trip_and_strictness() {
+        let d = Digest::of(b"");
+        assert_eq!(Digest::from_hex(&d.to_hex()), Some(d));
+        assert_eq!(Digest::from_hex(&d.to_hex().to_uppercase()), None);
+        assert_eq!(Digest::from_hex(&d.to_hex()[1..]), None);
+        assert_eq!(Digest::from_hex(&format!("{}g", &d.to_hex()[1..])), None);
+    }
+
+    #[test]
+    fn streamed_and_whole_reads_agree() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        let data: Vec<u8> = (0..(STREAM_BUFFER * 2 + 17))
+            .map(|i| (i % 251) as u8)
+            .collect();
+        std::fs::write(&path, &data).unwrap();
+        let whole = read_file(&path, u64::MAX).unwrap();
+        let streamed = read_file(&path, 0).unwrap();
+        assert_eq!(whole.digest, Digest::of(&data));
+        assert_eq!(streamed.digest, whole.digest);
+        assert_eq!(streamed.len, data.len() as u64);
+        assert!(streamed.bytes.is_none());
+        assert_eq!(whole.bytes.as_deref(), Some(&data[..]));
+    }
+
+    #[test]
+    fn abbreviation_is_prefix_and_suffix() {
+        let d = Digest::of(b"abc");
+        assert_eq!(d.abbreviated(8), "ba7816bf…f20015ad");
+    }
+}

@@ -1,0 +1,327 @@
+//! The seal's two text files and the path rules they share.
+//!
+//! `HASH_MANIFEST.txt` is GNU coreutils' `sha256sum` output format: one line per sealed file,
+//! `<64 lowercase hex><space><space><path>\n`, sorted by the bytes of the path. `packet` never
+//! writes the backslash-escaped form coreutils uses for names holding `\` or a newline: such
+//! names are refused at build time, so every manifest it writes passes
+//! `sha256sum -c --strict HASH_MANIFEST.txt` run inside the packet.
+//!
+//! `packet_tree.sha256` is `<SHA-256 of the exact bytes of HASH_MANIFEST.txt>  HASH_MANIFEST.txt\n`,
+//! so `sha256sum -c packet_tree.sha256` passes too. Its digest is the packet's tree hash.
+
+use crate::digest::Digest;
+use crate::reject::RejectCode;
+use crate::report::Reject;
+
+/// File name of the manifest at the packet root.
+pub const MANIFEST_NAME: &str = "HASH_MANIFEST.txt";
+/// File name of the tree-hash file at the packet root.
+pub const TREE_NAME: &str = "packet_tree.sha256";
+
+/// One manifest line: a sealed file's path and SHA-256.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    /// Path relative to the packet root, `/`-separated, checked by [`check_path`].
+    pub path: String,
+    /// SHA-256 of the file's bytes.
+    pub digest: Digest,
+}
+
+/// The parsed `HASH_MANIFEST.txt`: entries sorted by the bytes of their paths, no duplicates.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Manifest {
+    /// Sealed files, sorted by path bytes.
+    pub entries: Vec<Entry>,
+}
+
+impl Manifest {
+    /// Builds a manifest from entries in any order. Sorting by the path's bytes makes the
+    /// manifest, and so the tree hash, independent of directory listing order.
+    pub fn from_entries(mut entries: Vec<Entry>) -> Manifest {
+        entries.sort_by(|a, b| a.path.as_bytes().cmp(b.path.as_bytes()));
+        Manifest { entries }
+    }
+
+    /// The exact bytes of `HASH_MANIFEST.txt`.
+    pub fn render(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.entries.len() * 100);
+        for e in &self.entries {
+            out.extend_from_slice(e.digest.to_hex().as_bytes());
+            out.extend_from_slice(b"  ");
+            out.extend_from_slice(e.path.as_bytes());
+            out.push(b'\n');
+        }
+        out
+    }
+
+    /// The tree hash: SHA-256 of the rendered manifest.
+    pub fn tree_hash(&self) -> Digest {
+        Digest::of(&self.render())
+    }
+
+    /// Parses manifest bytes strictly. Every problem is reported (as `MANIFEST_MALFORMED`
+    /// rejects naming the line), not just the first; lines that parse are still returned so
+    /// the files they name can be checked.
+    pub fn parse(bytes: &[u8]) -> (Manifest, Vec<Reject>) {
+        let mut rejects = Vec::new();
+        let mut entries: Vec<Entry> = Vec::new();
+        let malformed = |line: usize, msg: String| {
+            Reject::new(RejectCode::ManifestMalformed, msg)
+                .at_path(format!("{MANIFEST_NAME}:{line}"))
+        };
+        if bytes.is_empty() {
+            rejects.push(
+                Reject::new(
+                    RejectCode::ManifestMalformed,
+                    "the manifest lists no file".into(),
+                )
+                .at_path(MANIFEST_NAME.into()),
+            );
+            return (Manifest::default(), rejects);
+        }
+        if !bytes.ends_with(b"\n") {
+            rejects.push(
+                Reject::new(
+                    RejectCode::ManifestMalformed,
+                    "the last line has no final newline (truncated or edited manifest)".into(),
+                )
+                .at_path(MANIFEST_NAME.into()),
+            );
+        }
+        let body = bytes.strip_suffix(b"\n").unwrap_or(bytes);
+        for (i, raw) in body.split(|&b| b == b'\n').enumerate() {
+            let n = i + 1;
+            let Ok(line) = std::str::from_utf8(raw) else {
+                rejects.push(malformed(n, "line is not valid UTF-8".into()));
+                continue;
+            };
+            if line.ends_with('\r') {
+                rejects.push(malformed(
+                    n,
+                    "line ends in CRLF: the manifest itself went through a CRLF conversion".into(),
+                ));
+                continue;
+            }
+            if line.starts_with('\\') {
+                rejects.push(malformed(
+                    n,
+                    "backslash-escaped name (coreutils form for names holding \\ or a newline); \
+                     packet refuses such names"
+                        .into(),
+                ));
+                continue;
+            }
+            let (Some(hex), Some(sep), Some(path)) =
+                (line.get(..64), line.get(64..66), line.get(66..))
+            else {
+                rejects.push(malformed(
+                    n,
+                    format!("expected `<64 hex>  <path>`, got {line:?}"),
+                ));
+                continue;
+            };
+            let Some(digest) = Digest::from_hex(hex) else {
+                rejects.push(malformed(
+                    n,
+                    format!("digest {hex:?} is not 64 lowercase hex digits"),
+                ));
+                continue;
+            };
+            if sep != "  " {
+                rejects.push(malformed(
+                    n,
+                    "digest and path must be separated by two spaces".into(),
+                ));
+                continue;
+            }
+            if let Err(why) = check_path(path) {
+                rejects.push(malformed(n, format!("unsafe path {path:?}: {why}")));
+                continue;
+            }
+            if path == MANIFEST_NAME || path == TREE_NAME {
+                rejects.push(malformed(
+                    n,
+                    format!("the manifest may not list the seal file {path}"),
+                ));
+                continue;
+            }
+            if let Some(prev) = entries.last() {
+                match prev.path.as_bytes().cmp(path.as_bytes()) {
+                    std::cmp::Ordering::Equal => {
+                        rejects.push(malformed(n, format!("duplicate path {path:?}")));
+                        continue;
+                    }
+                    std::cmp::Ordering::Greater => {
+                        rejects.push(malformed(
+                            n,
+                            format!(
+                                "{path:?} is out of order (lines must be sorted by path bytes)"
+                            ),
+                        ));
+                    }
+                    std::cmp::Ordering::Less => {}
+                }
+            }
+            entries.push(Entry {
+                path: path.to_string(),
+                digest,
+            });
+        }
+        // Out-of-order lines were kept for checking; keep the in-memory form sorted.
+        entries.sort_by(|a, b| a.path.as_bytes().cmp(b.path.as_bytes()));
+        entries.dedup_by(|a, b| a.path == b.path);
+        (Manifest { entries }, rejects)
+    }
+}
+
+/// The exact bytes of `packet_tree.sha256` for a tree hash.
+pub fn render_tree_file(tree: &Digest) -> Vec<u8> {
+    format!("{tree}  {MANIFEST_NAME}\n").into_bytes()
+}
+
+/// Parses `packet_tree.sha256`: exactly `<64 lowercase hex>  HASH_MANIFEST.txt\n`.
+pub fn parse_tree_file(bytes: &[u8]) -> Result<Digest, String> {
+    let text = std::str::from_utf8(bytes).map_err(|_| "not UTF-8".to_string())?;
+    let line = text
+        .strip_suffix('\n')
+        .ok_or_else(|| "missing final newline".to_string())?;
+    let (hex, rest) = line
+        .split_at_checked(64)
+        .ok_or_else(|| format!("expected `<64 hex>  {MANIFEST_NAME}`, got {line:?}"))?;
+    let digest =
+        Digest::from_hex(hex).ok_or_else(|| format!("{hex:?} is not 64 lowercase hex digits"))?;
+    if rest != format!("  {MANIFEST_NAME}") {
+        return Err(format!(
+            "expected `<64 hex>  {MANIFEST_NAME}`, got {line:?}"
+        ));
+    }
+    Ok(digest)
+}
+
+/// Checks that `path` is a safe relative packet path: non-empty, `/`-separated, no leading or
+/// trailing `/`, no empty, `.` or `..` component, no backslash and no control character
+/// (U+0000..U+001F, U+007F..U+009F: they cannot round-trip through `sha256sum` unescaped).
+pub fn check_path(path: &str) -> Result<(), &'static str> {
+    if path.is_empty() {
+        return Err("empty path");
+    }
+    if path.starts_with('/') {
+        return Err("absolute path");
+    }
+    if path.contains('\\') {
+        return Err("backslash in name");
+    }
+    if path.chars().any(char::is_control) {
+        return Err("control character in name");
+    }
+    for part in path.split('/') {
+        match part {
+            "" => return Err("empty path component"),
+            "." | ".." => return Err("`.` or `..` component would escape or alias the packet"),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(path: &str, content: &[u8]) -> Entry {
+        Entry {
+            path: path.into(),
+            digest: Digest::of(content),
+        }
+    }
+
+    #[test]
+    fn render_sorts_by_path_bytes_and_round_trips() {
+        let m =
+            Manifest::from_entries(vec![entry("b", b"2"), entry("B", b"1"), entry("a/z", b"3")]);
+        let paths: Vec<_> = m.entries.iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(paths, ["B", "a/z", "b"]);
+        let (parsed, rejects) = Manifest::parse(&m.render());
+        assert!(rejects.is_empty(), "{rejects:?}");
+        assert_eq!(parsed, m);
+    }
+
+    #[test]
+    fn parse_reports_every_problem() {
+        let d = Digest::of(b"x");
+        let text = format!(
+            "{d}  b\n{d}  a\n{d}  a\n{}  c\n{d} d\n{d}  ../e\n{d}  f\r\n",
+            d.to_hex().to_uppercase()
+        );
+        let (m, rejects) = Manifest::parse(text.as_bytes());
+        let msgs: Vec<_> = rejects.iter().map(|r| r.message.as_str()).collect();
+        assert_eq!(rejects.len(), 6, "{msgs:?}");
+        assert!(
+            rejects
+                .iter()
+                .all(|r| r.code == RejectCode::ManifestMalformed)
+        );
+        assert!(msgs.iter().any(|m| m.contains("out of order")));
+        assert!(msgs.iter().any(|m| m.contains("duplicate")));
+        assert!(msgs.iter().any(|m| m.contains("lowercase hex")));
+        assert!(msgs.iter().any(|m| m.contains("two spaces")));
+        assert!(msgs.iter().any(|m| m.contains("unsafe path")));
+        assert!(msgs.iter().any(|m| m.contains("CRLF")));
+        assert_eq!(m.entries.len(), 2);
+    }
+
+    #[test]
+    fn empty_and_unterminated_manifests_are_malformed() {
+        assert_eq!(Manifest::parse(b"").1.len(), 1);
+        let d = Digest::of(b"x");
+        let (_, rejects) = Manifest::parse(format!("{d}  a").as_bytes());
+        assert_eq!(rejects.len(), 1);
+        assert!(rejects[0].message.contains("final newline"));
+    }
+
+    #[test]
+    fn seal_files_may_not_be_listed() {
+        let d = Digest::of(b"x");
+        let (_, rejects) = Manifest::parse(format!("{d}  {MANIFEST_NAME}\n").as_bytes());
+        assert_eq!(rejects.len(), 1);
+    }
+
+    #[test]
+    fn tree_file_round_trip_and_strictness() {
+        let d = Digest::of(b"m");
+        assert_eq!(parse_tree_file(&render_tree_file(&d)), Ok(d));
+        assert!(parse_tree_file(format!("{d}  HASH_MANIFEST.txt").as_bytes()).is_err());
+        assert!(parse_tree_file(format!("{d} *HASH_MANIFEST.txt\n").as_bytes()).is_err());
+        assert!(parse_tree_file(format!("{d}  other\n").as_bytes()).is_err());
+        assert!(parse_tree_file(b"short  HASH_MANIFEST.txt\n").is_err());
+    }
+
+    #[test]
+    fn unsafe_paths_are_refused() {
+        for bad in [
+            "",
+            "/abs",
+            "a//b",
+            "a/",
+            "./a",
+            "a/../b",
+            "..",
+            "a\\b",
+            "a\nb",
+            "a\rb",
+            "tab\there",
+        ] {
+            assert!(check_path(bad).is_err(), "{bad:?} accepted");
+        }
+        for good in [
+            "a",
+            "a/b.txt",
+            "Tiếng Việt — em.txt",
+            "with space",
+            "*star",
+            ".hidden",
+        ] {
+            assert!(check_path(good).is_ok(), "{good:?} refused");
+        }
+    }
+}

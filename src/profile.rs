@@ -1,0 +1,405 @@
+//! Text profiles: what a file's bytes look like as text, taken at seal time and again at verify
+//! time, so drift diagnosis can name what moved (BOM, line ends, Unicode form, JSON escapes)
+//! without holding the sealed bytes. Also owns the normalized form (`norm/1`) whose digest lets
+//! diagnosis say a text is the same up to cosmetic drift even when its bytes cannot be rebuilt.
+
+use crate::digest::Digest;
+use serde::{Deserialize, Serialize};
+use unicode_normalization::UnicodeNormalization;
+
+/// Files larger than this, in bytes, are sealed without a profile (and so without drift
+/// diagnosis): profiling needs the whole text in memory.
+pub const PROFILE_LIMIT: u64 = 16 * 1024 * 1024;
+
+/// The UTF-8 byte order mark.
+pub const BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// A file's profile: binary, or UTF-8 text with its measurements.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "encoding")]
+pub enum Profile {
+    /// Not valid UTF-8, or holds a NUL byte.
+    #[serde(rename = "binary")]
+    Binary,
+    /// Valid UTF-8 without NUL bytes.
+    #[serde(rename = "utf-8")]
+    Text(TextProfile),
+}
+
+/// How lines end in a text.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LineEnds {
+    /// No line terminator at all.
+    None,
+    /// Only `\n`.
+    Lf,
+    /// Only `\r\n`.
+    Crlf,
+    /// Only lone `\r` (classic Mac OS).
+    Cr,
+    /// More than one kind.
+    Mixed,
+}
+
+/// Measurements of a UTF-8 text. Counts are of Unicode scalar values (characters) or lines.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TextProfile {
+    /// Starts with the UTF-8 BOM (EF BB BF).
+    pub bom: bool,
+    /// Kind of line terminators.
+    pub eol: LineEnds,
+    /// The last byte is a line terminator.
+    pub final_newline: bool,
+    /// Number of lines (terminators, plus one for an unterminated last line).
+    pub lines: u64,
+    /// Characters outside ASCII (the BOM not counted).
+    pub non_ascii: u64,
+    /// Typographic characters that tools fold to ASCII (see [`fold_char`]).
+    pub typographic: u64,
+    /// Tab characters.
+    pub tabs: u64,
+    /// Lines ending in a space or tab.
+    pub trailing_ws_lines: u64,
+    /// The text is in Unicode Normalization Form C (UAX #15).
+    pub nfc: bool,
+    /// The text (after any BOM) parses as JSON (RFC 8259).
+    pub json: bool,
+    /// Number of `\uXXXX` escapes (a `\\u` is an escaped backslash, not counted).
+    pub u_escapes: u64,
+    /// SHA-256 of the text's normalized form [`normalize`] (`norm/1`).
+    pub norm_sha256: Digest,
+}
+
+impl Profile {
+    /// Profiles `bytes`.
+    pub fn of(bytes: &[u8]) -> Profile {
+        match std::str::from_utf8(bytes) {
+            Ok(text) if !bytes.contains(&0) => Profile::Text(TextProfile::of(text)),
+            _ => Profile::Binary,
+        }
+    }
+
+    /// The text profile, if the file is text.
+    pub fn text(&self) -> Option<&TextProfile> {
+        match self {
+            Profile::Text(t) => Some(t),
+            Profile::Binary => None,
+        }
+    }
+}
+
+impl TextProfile {
+    /// Profiles a UTF-8 text.
+    pub fn of(text: &str) -> TextProfile {
+        let bom = text.starts_with('\u{FEFF}');
+        let body = text.strip_prefix('\u{FEFF}').unwrap_or(text);
+        let bytes = body.as_bytes();
+        let (mut lf, mut crlf, mut cr) = (0u64, 0u64, 0u64);
+        let mut i = 0;
+        while i < bytes.len() {
+            match bytes[i] {
+                b'\r' if bytes.get(i + 1) == Some(&b'\n') => {
+                    crlf += 1;
+                    i += 1;
+                }
+                b'\r' => cr += 1,
+                b'\n' => lf += 1,
+                _ => {}
+            }
+            i += 1;
+        }
+        let eol = match (lf > 0, crlf > 0, cr > 0) {
+            (false, false, false) => LineEnds::None,
+            (true, false, false) => LineEnds::Lf,
+            (false, true, false) => LineEnds::Crlf,
+            (false, false, true) => LineEnds::Cr,
+            _ => LineEnds::Mixed,
+        };
+        let final_newline = body.ends_with('\n') || body.ends_with('\r');
+        let terminators = lf + crlf + cr;
+        let lines = terminators + u64::from(!body.is_empty() && !final_newline);
+        let trailing_ws_lines = body
+            .split(['\n', '\r'])
+            .filter(|l| l.ends_with([' ', '\t']))
+            .count() as u64;
+        let json = serde_json::from_str::<serde::de::IgnoredAny>(body).is_ok();
+        TextProfile {
+            bom,
+            eol,
+            final_newline,
+            lines,
+            non_ascii: body.chars().filter(|c| !c.is_ascii()).count() as u64,
+            typographic: body.chars().filter(|&c| fold_char(c).is_some()).count() as u64,
+            tabs: body.bytes().filter(|&b| b == b'\t').count() as u64,
+            trailing_ws_lines,
+            nfc: unicode_normalization::is_nfc(body),
+            json,
+            u_escapes: count_u_escapes(body),
+            norm_sha256: Digest::of(normalize_body(body, json).as_bytes()),
+        }
+    }
+}
+
+/// The ASCII a typographic character is commonly folded to by editors, knowledge bases and
+/// "smart punctuation" undo: dashes and the minus sign to `-`, curly quotes to straight ones,
+/// the ellipsis to `...`, non-breaking and thin spaces to a space, arrows and relations to
+/// their ASCII spellings. `None` for every other character.
+pub fn fold_char(c: char) -> Option<&'static str> {
+    Some(match c {
+        '\u{2010}' | '\u{2011}' | '\u{2012}' | '\u{2013}' | '\u{2014}' | '\u{2015}'
+        | '\u{2212}' => "-",
+        '\u{2018}' | '\u{2019}' | '\u{201A}' | '\u{201B}' | '\u{2032}' => "'",
+        '\u{201C}' | '\u{201D}' | '\u{201E}' | '\u{201F}' | '\u{2033}' => "\"",
+        '\u{2026}' => "...",
+        '\u{00A0}' | '\u{2007}' | '\u{2009}' | '\u{200A}' | '\u{202F}' => " ",
+        '\u{2192}' => "->",
+        '\u{2190}' => "<-",
+        '\u{2194}' => "<->",
+        '\u{2260}' => "!=",
+        '\u{2264}' => "<=",
+        '\u{2265}' => ">=",
+        _ => return None,
+    })
+}
+
+/// Replaces every typographic character with its ASCII fold ([`fold_char`]).
+pub fn fold_typographic(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match fold_char(c) {
+            Some(ascii) => out.push_str(ascii),
+            None => out.push(c),
+        }
+    }
+    out
+}
+
+/// Counts `\uXXXX` escapes, skipping escaped backslashes so `\\u0041` counts zero.
+pub fn count_u_escapes(text: &str) -> u64 {
+    let b = text.as_bytes();
+    let (mut i, mut n) = (0, 0);
+    while i < b.len() {
+        if b[i] == b'\\' {
+            if b.get(i + 1) == Some(&b'u')
+                && b.get(i + 2..i + 6)
+                    .is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit))
+            {
+                n += 1;
+                i += 6;
+                continue;
+            }
+            i += 2;
+            continue;
+        }
+        i += 1;
+    }
+    n
+}
+
+/// Replaces `\uXXXX` escapes of non-ASCII characters (surrogate pairs joined) with the
+/// characters themselves: the inverse of Python's `json.dumps(..., ensure_ascii=True)` on text
+/// that `ensure_ascii=False` wrote. Escapes of ASCII characters, other escapes and lone
+/// surrogates are left as they are.
+pub fn unescape_non_ascii(text: &str) -> String {
+    let b = text.as_bytes();
+    let mut out = String::with_capacity(text.len());
+    let mut last = 0;
+    let mut i = 0;
+    let hex4 = |at: usize| -> Option<u32> {
+        let h = b.get(at..at + 4)?;
+        if !h.iter().all(u8::is_ascii_hexdigit) {
+            return None;
+        }
+        u32::from_str_radix(std::str::from_utf8(h).ok()?, 16).ok()
+    };
+    while i < b.len() {
+        if b[i] != b'\\' {
+            i += 1;
+            continue;
+        }
+        if b.get(i + 1) != Some(&b'u') {
+            i += 2;
+            continue;
+        }
+        let Some(unit) = hex4(i + 2) else {
+            i += 2;
+            continue;
+        };
+        let (ch, len) = if (0xD800..0xDC00).contains(&unit) {
+            let low = (b.get(i + 6..i + 8) == Some(b"\\u"))
+                .then(|| hex4(i + 8))
+                .flatten();
+            match low {
+                Some(lo) if (0xDC00..0xE000).contains(&lo) => (
+                    char::from_u32(0x10000 + ((unit - 0xD800) << 10) + (lo - 0xDC00)),
+                    12,
+                ),
+                _ => (None, 6),
+            }
+        } else {
+            (char::from_u32(unit), 6)
+        };
+        match ch {
+            Some(c) if !c.is_ascii() => {
+                out.push_str(&text[last..i]);
+                out.push(c);
+                i += len;
+                last = i;
+            }
+            _ => i += len,
+        }
+    }
+    out.push_str(&text[last..]);
+    out
+}
+
+/// Escapes every non-ASCII character as `\uXXXX` (lowercase hex, UTF-16 surrogate pairs
+/// above U+FFFF), exactly as Python's `json.dumps(..., ensure_ascii=True)` does. Valid only for
+/// JSON text, where non-ASCII characters can stand only inside strings.
+pub fn escape_non_ascii(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut units = [0u16; 2];
+    for c in text.chars() {
+        if c.is_ascii() {
+            out.push(c);
+        } else {
+            for u in c.encode_utf16(&mut units) {
+                out.push_str(&format!("\\u{u:04x}"));
+            }
+        }
+    }
+    out
+}
+
+/// The normalized form `norm/1` of a UTF-8 text, the one whose digest the seal records as
+/// `norm_sha256`. In order: drop a leading BOM; for JSON, unescape non-ASCII `\uXXXX`
+/// escapes; turn CRLF and lone CR into LF; NFC; fold typographic characters to ASCII; in each
+/// line collapse runs of spaces and tabs to one space and of `-` to one `-`, and drop trailing
+/// spaces; drop trailing newlines at the end. Two texts with the same normalized form differ
+/// only by cosmetic drift.
+pub fn normalize(text: &str) -> String {
+    let body = text.strip_prefix('\u{FEFF}').unwrap_or(text);
+    let json = serde_json::from_str::<serde::de::IgnoredAny>(body).is_ok();
+    normalize_body(body, json)
+}
+
+fn normalize_body(body: &str, json: bool) -> String {
+    let unescaped;
+    let body = if json {
+        unescaped = unescape_non_ascii(body);
+        unescaped.as_str()
+    } else {
+        body
+    };
+    let lf = body.replace("\r\n", "\n").replace('\r', "\n");
+    let folded = fold_typographic(&lf.nfc().collect::<String>());
+    let mut out = String::with_capacity(folded.len());
+    for (i, line) in folded.split('\n').enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        let mut prev = '\0';
+        let start = out.len();
+        for c in line.chars() {
+            let c = if c == '\t' { ' ' } else { c };
+            if (c == ' ' || c == '-') && prev == c {
+                continue;
+            }
+            out.push(c);
+            prev = c;
+        }
+        let trimmed = out[start..].trim_end_matches(' ').len();
+        out.truncate(start + trimmed);
+    }
+    let end = out.trim_end_matches('\n').len();
+    out.truncate(end);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(bytes: &[u8]) -> TextProfile {
+        match Profile::of(bytes) {
+            Profile::Text(t) => t,
+            Profile::Binary => panic!("binary"),
+        }
+    }
+
+    #[test]
+    fn binary_is_invalid_utf8_or_nul() {
+        assert_eq!(Profile::of(b"\xff\xfe"), Profile::Binary);
+        assert_eq!(Profile::of(b"a\0b"), Profile::Binary);
+        assert!(matches!(Profile::of(b""), Profile::Text(_)));
+    }
+
+    #[test]
+    fn line_ends_and_final_newline() {
+        assert_eq!(text(b"a\nb\n").eol, LineEnds::Lf);
+        assert_eq!(text(b"a\r\nb\r\n").eol, LineEnds::Crlf);
+        assert_eq!(text(b"a\rb").eol, LineEnds::Cr);
+        assert_eq!(text(b"a\r\nb\n").eol, LineEnds::Mixed);
+        assert_eq!(text(b"ab").eol, LineEnds::None);
+        let t = text(b"a\nb");
+        assert_eq!((t.lines, t.final_newline), (2, false));
+        let t = text(b"a\r\nb\r\n");
+        assert_eq!((t.lines, t.final_newline), (2, true));
+    }
+
+    #[test]
+    fn counts_bom_non_ascii_typographic() {
+        let t = text("\u{FEFF}Plan — R2 “quoted” Tiếng Việt\t \n".as_bytes());
+        assert!(t.bom);
+        assert_eq!(t.typographic, 3);
+        assert_eq!(t.non_ascii, 3 + 2);
+        assert_eq!((t.tabs, t.trailing_ws_lines), (1, 1));
+        assert!(t.nfc);
+        let nfd: String = "Tiếng Việt".nfd().collect();
+        assert!(!text(nfd.as_bytes()).nfc);
+    }
+
+    #[test]
+    fn json_and_u_escapes() {
+        let t = text(br#"{"a": "\u2014 \\u0041 \u0041"}"#);
+        assert!(t.json);
+        assert_eq!(t.u_escapes, 2);
+        assert!(!text(b"{not json").json);
+    }
+
+    #[test]
+    fn escape_and_unescape_are_inverse_on_json() {
+        let original = r#"{"note": "em — dash, Việt, 𝄞 clef, \\u2014 literal, \" quote"}"#;
+        let escaped = escape_non_ascii(original);
+        assert!(escaped.is_ascii());
+        assert!(escaped.contains(r"\u2014"));
+        assert!(escaped.contains(r"\ud834\udd1e"), "{escaped}");
+        assert_eq!(unescape_non_ascii(&escaped), original);
+        // ASCII escapes stay: they were not made by ensure_ascii.
+        assert_eq!(unescape_non_ascii(r#""\u0041""#), r#""\u0041""#);
+        // Lone surrogates stay escaped.
+        assert_eq!(unescape_non_ascii(r#""\ud800x""#), r#""\ud800x""#);
+    }
+
+    #[test]
+    fn normalized_form_absorbs_cosmetic_drift_only() {
+        let original = "Plan — “R2”…\nline\twith  spaces\n";
+        let drifted = "\u{FEFF}Plan - \"R2\"...\r\nline with spaces   \r\n\r\n";
+        assert_eq!(normalize(original), normalize(drifted));
+        let edited = "Plan — “R3”…\nline\twith  spaces\n";
+        assert_ne!(normalize(original), normalize(edited));
+        let deleted = "Plan — “R2”…\n";
+        assert_ne!(normalize(original), normalize(deleted));
+    }
+
+    #[test]
+    fn normalized_form_of_json_ignores_ascii_escapes() {
+        let j = "{\"a\": \"Việt — x\"}\n";
+        assert_eq!(normalize(j), normalize(&escape_non_ascii(j)));
+        assert_eq!(
+            text(j.as_bytes()).norm_sha256,
+            text(escape_non_ascii(j).as_bytes()).norm_sha256
+        );
+    }
+}

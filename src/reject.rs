@@ -1,0 +1,198 @@
+//! Reject codes: the stable, documented names of every way a packet, a build input or a piece
+//! of rollback evidence can fail. Each code is defined here once; its detection lives in the
+//! module named for its concept (manifest, seal, verify, drift, rollback) and its test beside it.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// Every reject code `packet` emits. The serialized name (SCREAMING_SNAKE_CASE, as printed) is
+/// stable: scripts and CI gates match on it. New codes may be added; existing ones never change
+/// meaning. `DRIFT_*` codes are never verdicts on their own: they are causes attached to a
+/// file-level reject as its diagnosis.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum RejectCode {
+    // Seal level.
+    /// `HASH_MANIFEST.txt` is absent, not a regular file, or the packet directory itself is.
+    ManifestMissing,
+    /// A manifest line is not `<64 lowercase hex>  <path>`, lines are unsorted or duplicated,
+    /// a path is unsafe (absolute, `..`, empty component, control character, backslash), the
+    /// final newline is missing, or the manifest lists no file.
+    ManifestMalformed,
+    /// `packet_tree.sha256` is absent.
+    TreeHashMissing,
+    /// `packet_tree.sha256` is not exactly `<64 lowercase hex>  HASH_MANIFEST.txt\n`.
+    TreeHashMalformed,
+    /// The SHA-256 of `HASH_MANIFEST.txt` differs from the digest `packet_tree.sha256` records.
+    TreeHashMismatch,
+    /// The computed tree hash differs from the pin given with `--expect-tree`.
+    PinMismatch,
+    /// The seal record (`SEAL.json`) is unreadable, of an unknown schema, or lists a different
+    /// set of files than the manifest.
+    SealInconsistent,
+
+    // File level.
+    /// A sealed file's bytes have the sealed length but not the sealed SHA-256.
+    Sha256Mismatch,
+    /// A sealed file's length differs from the length in the seal record (so its digest
+    /// differs too).
+    ByteLengthMismatch,
+    /// A file the manifest lists is not on disk.
+    FileMissing,
+    /// A regular file on disk that the manifest does not list.
+    FileUnsealed,
+    /// A file that exists but could not be read (permissions, I/O error).
+    FileUnreadable,
+    /// A symlink, socket, device or fifo, a non-UTF-8 name, a name with a control character or
+    /// backslash, a reserved seal file name, or a path that would escape the packet.
+    PathRejected,
+    /// `packet build` was asked to overwrite an existing file or to seal an already sealed
+    /// directory without `--reseal`, or given nothing to seal.
+    BuildRefused,
+
+    // Drift causes (attached to a file-level reject as its diagnosis).
+    /// A UTF-8 byte order mark (EF BB BF) was added or removed.
+    DriftBom,
+    /// Line ends changed between LF, CRLF and lone CR.
+    DriftCrlf,
+    /// Typographic characters (em-dash, en-dash, curly quotes, ellipsis, non-breaking space)
+    /// were folded to ASCII, or the text's Unicode normalization (NFC/NFD) changed.
+    DriftUnicode,
+    /// JSON re-encoded with `ensure_ascii`: non-ASCII characters became `\uXXXX` escapes.
+    DriftJsonAsciiEscape,
+
+    // Rollback evidence.
+    /// A rollback-evidence document is not JSON, not an object, or has no `entries` array.
+    RollbackEvidenceMalformed,
+    /// The evidence has no entries: an empty proof is no proof.
+    RollbackNoEntries,
+    /// An entry lacks a non-empty string `id` or a 64-hex `before_hash`, `after_apply_hash`
+    /// or `after_rollback_hash`.
+    RollbackEntryMalformed,
+    /// Two entries share an `id`.
+    RollbackDuplicateId,
+    /// `after_apply_hash` equals `before_hash`: the apply never mutated anything, so the
+    /// rollback proves nothing.
+    RollbackApplyDidNotMutate,
+    /// `after_rollback_hash` differs from `before_hash`: the rollback did not restore the state.
+    RollbackNotRestored,
+}
+
+impl RejectCode {
+    /// Every code, in the order of the README's table.
+    pub const ALL: &'static [RejectCode] = &[
+        RejectCode::ManifestMissing,
+        RejectCode::ManifestMalformed,
+        RejectCode::TreeHashMissing,
+        RejectCode::TreeHashMalformed,
+        RejectCode::TreeHashMismatch,
+        RejectCode::PinMismatch,
+        RejectCode::SealInconsistent,
+        RejectCode::Sha256Mismatch,
+        RejectCode::ByteLengthMismatch,
+        RejectCode::FileMissing,
+        RejectCode::FileUnsealed,
+        RejectCode::FileUnreadable,
+        RejectCode::PathRejected,
+        RejectCode::BuildRefused,
+        RejectCode::DriftBom,
+        RejectCode::DriftCrlf,
+        RejectCode::DriftUnicode,
+        RejectCode::DriftJsonAsciiEscape,
+        RejectCode::RollbackEvidenceMalformed,
+        RejectCode::RollbackNoEntries,
+        RejectCode::RollbackEntryMalformed,
+        RejectCode::RollbackDuplicateId,
+        RejectCode::RollbackApplyDidNotMutate,
+        RejectCode::RollbackNotRestored,
+    ];
+
+    /// The stable name, e.g. `SHA256_MISMATCH`.
+    pub fn name(self) -> &'static str {
+        match self {
+            RejectCode::ManifestMissing => "MANIFEST_MISSING",
+            RejectCode::ManifestMalformed => "MANIFEST_MALFORMED",
+            RejectCode::TreeHashMissing => "TREE_HASH_MISSING",
+            RejectCode::TreeHashMalformed => "TREE_HASH_MALFORMED",
+            RejectCode::TreeHashMismatch => "TREE_HASH_MISMATCH",
+            RejectCode::PinMismatch => "PIN_MISMATCH",
+            RejectCode::SealInconsistent => "SEAL_INCONSISTENT",
+            RejectCode::Sha256Mismatch => "SHA256_MISMATCH",
+            RejectCode::ByteLengthMismatch => "BYTE_LENGTH_MISMATCH",
+            RejectCode::FileMissing => "FILE_MISSING",
+            RejectCode::FileUnsealed => "FILE_UNSEALED",
+            RejectCode::FileUnreadable => "FILE_UNREADABLE",
+            RejectCode::PathRejected => "PATH_REJECTED",
+            RejectCode::BuildRefused => "BUILD_REFUSED",
+            RejectCode::DriftBom => "DRIFT_BOM",
+            RejectCode::DriftCrlf => "DRIFT_CRLF",
+            RejectCode::DriftUnicode => "DRIFT_UNICODE",
+            RejectCode::DriftJsonAsciiEscape => "DRIFT_JSON_ASCII_ESCAPE",
+            RejectCode::RollbackEvidenceMalformed => "ROLLBACK_EVIDENCE_MALFORMED",
+            RejectCode::RollbackNoEntries => "ROLLBACK_NO_ENTRIES",
+            RejectCode::RollbackEntryMalformed => "ROLLBACK_ENTRY_MALFORMED",
+            RejectCode::RollbackDuplicateId => "ROLLBACK_DUPLICATE_ID",
+            RejectCode::RollbackApplyDidNotMutate => "ROLLBACK_APPLY_DID_NOT_MUTATE",
+            RejectCode::RollbackNotRestored => "ROLLBACK_NOT_RESTORED",
+        }
+    }
+
+    /// True for the `DRIFT_*` causes, which diagnose a file-level reject.
+    pub fn is_drift(self) -> bool {
+        self.name().starts_with("DRIFT_")
+    }
+}
+
+impl fmt::Display for RejectCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Why a command that writes (`build`, `seal`) did not finish. Nothing was left half-written.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The input was refused; every problem found is listed.
+    #[error("refused with {} rejects", .0.len())]
+    Rejected(Vec<crate::report::Reject>),
+    /// The filesystem failed under us (disk full, permissions on the output).
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done, with the path.
+        context: String,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    /// An I/O error with what was being done.
+    pub fn io(context: impl Into<String>, source: std::io::Error) -> Error {
+        Error::Io {
+            context: context.into(),
+            source,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_match_serde_and_are_unique() {
+        let mut seen = std::collections::BTreeSet::new();
+        for code in RejectCode::ALL {
+            let json = serde_json::to_string(code).unwrap();
+            assert_eq!(json, format!("\"{}\"", code.name()));
+            assert!(seen.insert(code.name()), "duplicate {}", code.name());
+        }
+    }
+
+    #[test]
+    fn drift_codes_are_flagged() {
+        assert!(RejectCode::DriftBom.is_drift());
+        assert!(!RejectCode::Sha256Mismatch.is_drift());
+    }
+}

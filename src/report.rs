@@ -1,0 +1,278 @@
+//! Reports: what a run found, as serde data first (the `--json` form, schema
+//! `packet.verify-report/1`) and rendered as text second. A failing report never renders the
+//! `PASS` token.
+
+use crate::drift::Diagnosis;
+use crate::reject::RejectCode;
+use serde::{Deserialize, Serialize};
+use std::fmt::Write as _;
+
+/// Schema name written in every JSON report.
+pub const REPORT_SCHEMA: &str = "packet.verify-report/1";
+
+/// One problem found: a reject code, where it was found and why.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reject {
+    /// The stable reject code.
+    pub code: RejectCode,
+    /// The packet-relative path (or `HASH_MANIFEST.txt:<line>`) the reject is about, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// The rollback entry id the reject is about (`#<index>` when the entry has no usable id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entry: Option<String>,
+    /// A sentence saying what was expected and what was found.
+    pub message: String,
+    /// For a file whose bytes drifted: the diagnosed causes and how well they are proven.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub diagnosis: Option<Diagnosis>,
+}
+
+impl Reject {
+    /// A reject with a code and message, not yet tied to a path or entry.
+    pub fn new(code: RejectCode, message: String) -> Reject {
+        Reject {
+            code,
+            path: None,
+            entry: None,
+            message,
+            diagnosis: None,
+        }
+    }
+
+    /// Ties the reject to a packet-relative path.
+    pub fn at_path(mut self, path: String) -> Reject {
+        self.path = Some(path);
+        self
+    }
+
+    /// Ties the reject to a rollback entry id.
+    pub fn at_entry(mut self, entry: String) -> Reject {
+        self.entry = Some(entry);
+        self
+    }
+
+    /// The code as printed: `CODE`, or `CODE:<entry>` for rollback entries.
+    pub fn code_token(&self) -> String {
+        match &self.entry {
+            Some(e) => format!("{}:{e}", self.code),
+            None => self.code.to_string(),
+        }
+    }
+
+    /// The text line `REJECT <CODE> <path or entry>: <message>`, followed by one indented line
+    /// per diagnosed drift cause.
+    pub fn render(&self) -> String {
+        let mut out = format!("REJECT {}", self.code_token());
+        if let Some(p) = &self.path {
+            let _ = write!(out, " {p}");
+        }
+        let _ = write!(out, ": {}", self.message);
+        if let Some(d) = &self.diagnosis {
+            out.push('\n');
+            out.push_str(&d.render("  "));
+        }
+        out
+    }
+}
+
+/// The outcome of a run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Verdict {
+    /// Every check passed.
+    #[serde(rename = "PASS")]
+    Pass,
+    /// At least one reject.
+    #[serde(rename = "FAIL")]
+    Fail,
+}
+
+/// The tree hashes a verification saw.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TreeHashes {
+    /// SHA-256 of `HASH_MANIFEST.txt` as found, if it could be read.
+    pub computed: Option<String>,
+    /// The digest `packet_tree.sha256` records, if it could be parsed.
+    pub recorded: Option<String>,
+    /// The pin given with `--expect-tree`, as given.
+    pub expected: Option<String>,
+    /// How many of the 64 hex digits the pin checked (0 without a pin).
+    pub pin_hex_digits_checked: usize,
+}
+
+/// Counts over a verification.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counts {
+    /// Files the manifest lists.
+    pub sealed_files: usize,
+    /// Sealed files whose bytes match their digest.
+    pub intact_files: usize,
+    /// Bytes read from sealed files.
+    pub bytes: u64,
+    /// Rollback-evidence documents validated.
+    pub rollback_documents: usize,
+    /// Rollback entries validated.
+    pub rollback_entries: usize,
+    /// Rejects found.
+    pub rejects: usize,
+}
+
+/// A verification report (`packet verify`, `packet check-rollback`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Report {
+    /// Always [`REPORT_SCHEMA`].
+    pub schema: String,
+    /// What was checked: the packet directory or the evidence files.
+    pub subject: String,
+    /// PASS only when `rejects` is empty.
+    pub verdict: Verdict,
+    /// `pinned` when a pin was given and matched the computed tree hash, otherwise
+    /// `internal-consistency-only`: the packet agrees with its own seal, which anyone who
+    /// could change the files could also have rewritten.
+    pub scope: String,
+    /// Tree hashes (absent for `check-rollback`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tree_hash: Option<TreeHashes>,
+    /// Counts.
+    pub counts: Counts,
+    /// Every reject, in path order.
+    pub rejects: Vec<Reject>,
+    /// Remarks that are not rejects (e.g. no seal record, so lengths and drift diagnosis were
+    /// unavailable).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+}
+
+impl Report {
+    /// A report over `subject` from its rejects; the verdict follows from them.
+    pub fn new(subject: String, rejects: Vec<Reject>, counts: Counts) -> Report {
+        let verdict = if rejects.is_empty() {
+            Verdict::Pass
+        } else {
+            Verdict::Fail
+        };
+        let counts = Counts {
+            rejects: rejects.len(),
+            ..counts
+        };
+        Report {
+            schema: REPORT_SCHEMA.to_string(),
+            subject,
+            verdict,
+            scope: "internal-consistency-only".to_string(),
+            tree_hash: None,
+            counts,
+            rejects,
+            notes: Vec::new(),
+        }
+    }
+
+    /// True when the verdict is PASS.
+    pub fn passed(&self) -> bool {
+        self.verdict == Verdict::Pass
+    }
+
+    /// One JSON document, pretty-printed, with a final newline.
+    pub fn to_json(&self) -> String {
+        let mut s = serde_json::to_string_pretty(self).expect("report serializes");
+        s.push('\n');
+        s
+    }
+
+    /// The text form: one line per reject (plus diagnosis lines), notes, then one verdict line.
+    pub fn render_text(&self) -> String {
+        let mut out = String::new();
+        for r in &self.rejects {
+            out.push_str(&r.render());
+            out.push('\n');
+        }
+        for n in &self.notes {
+            let _ = writeln!(out, "note: {n}");
+        }
+        let c = &self.counts;
+        let tree = self.tree_hash.as_ref();
+        let mut what = if tree.is_some() {
+            format!("{} sealed files, {} bytes", c.sealed_files, c.bytes)
+        } else {
+            format!("{} rollback entries", c.rollback_entries)
+        };
+        if tree.is_some() && c.rollback_documents > 0 {
+            let docs = if c.rollback_documents == 1 {
+                "document"
+            } else {
+                "documents"
+            };
+            let _ = write!(
+                what,
+                ", {} rollback entries in {} evidence {docs}",
+                c.rollback_entries, c.rollback_documents
+            );
+        }
+        match self.verdict {
+            Verdict::Pass => {
+                let _ = write!(out, "PASS {}: {what}", self.subject);
+                if let Some(t) = tree {
+                    let computed = t.computed.as_deref().unwrap_or("");
+                    let _ = write!(out, "; tree {computed}");
+                    if t.expected.is_some() {
+                        let _ = write!(
+                            out,
+                            "; pin matched ({} of 64 hex digits checked)",
+                            t.pin_hex_digits_checked
+                        );
+                    } else {
+                        out.push_str(
+                            "; internal consistency only: no pin given (--expect-tree proves identity)",
+                        );
+                    }
+                }
+            }
+            Verdict::Fail => {
+                let _ = write!(out, "FAIL {}: {} rejects; {what}", self.subject, c.rejects);
+                if let Some(t) = tree {
+                    if let Some(computed) = &t.computed {
+                        let _ = write!(out, "; tree {computed}");
+                    }
+                }
+            }
+        }
+        out.push('\n');
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failing_report_never_renders_pass() {
+        let r = Report::new(
+            "p".into(),
+            vec![Reject::new(RejectCode::FileMissing, "gone".into()).at_path("a".into())],
+            Counts::default(),
+        );
+        let text = r.render_text();
+        assert!(!text.contains("PASS"), "{text}");
+        assert!(text.starts_with("REJECT FILE_MISSING a: gone\n"), "{text}");
+        assert!(text.contains("FAIL p: 1 rejects"));
+        let json: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
+        assert_eq!(json["verdict"], "FAIL");
+        assert_eq!(json["rejects"][0]["code"], "FILE_MISSING");
+    }
+
+    #[test]
+    fn rollback_rejects_print_code_with_entry() {
+        let r = Reject::new(RejectCode::RollbackNotRestored, "x".into())
+            .at_entry("RB-1".into())
+            .at_path("e.json".into());
+        assert_eq!(r.render(), "REJECT ROLLBACK_NOT_RESTORED:RB-1 e.json: x");
+    }
+
+    #[test]
+    fn empty_report_passes() {
+        let r = Report::new("p".into(), vec![], Counts::default());
+        assert!(r.passed());
+        assert!(r.render_text().starts_with("PASS p"));
+    }
+}

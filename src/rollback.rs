@@ -1,0 +1,278 @@
+//! Rollback evidence: the `packet.rollback-evidence/1` document and the checks that reject
+//! evidence proving nothing (an apply that never mutated, a rollback that did not restore).
+//!
+//! The document is a JSON object:
+//! `{"schema": "packet.rollback-evidence/1", "entries": [{"id": "RB-1", "before_hash": <64 hex>,
+//! "after_apply_hash": <64 hex>, "after_rollback_hash": <64 hex>, ...}], ...}`. Other members,
+//! in the document and in entries, are free for the producer (descriptions, row counts).
+//! Hashes are digests of the state the rollback protects (for a database, a logical state
+//! digest); hex digits may be of either case and are compared case-insensitively.
+
+use crate::reject::RejectCode;
+use crate::report::Reject;
+use serde_json::Value;
+use std::collections::BTreeSet;
+
+/// The schema name a rollback-evidence document declares in its top-level `schema` member.
+pub const ROLLBACK_SCHEMA: &str = "packet.rollback-evidence/1";
+
+/// True when `bytes` are a JSON object declaring [`ROLLBACK_SCHEMA`]; `packet verify` checks
+/// every such sealed document.
+pub fn declares_schema(bytes: &[u8]) -> bool {
+    // A cheap substring test first: most sealed files are not evidence.
+    if !bytes
+        .windows(ROLLBACK_SCHEMA.len())
+        .any(|w| w == ROLLBACK_SCHEMA.as_bytes())
+    {
+        return false;
+    }
+    let body = bytes.strip_prefix(crate::profile::BOM).unwrap_or(bytes);
+    matches!(serde_json::from_slice::<Value>(body), Ok(Value::Object(m))
+        if m.get("schema").and_then(Value::as_str) == Some(ROLLBACK_SCHEMA))
+}
+
+/// The outcome of checking one evidence document.
+#[derive(Debug, Default)]
+pub struct Checked {
+    /// Entries examined.
+    pub entries: usize,
+    /// Every reject, tied to the entry it concerns.
+    pub rejects: Vec<Reject>,
+}
+
+/// Checks one rollback-evidence document; `label` (a path) is attached to every reject.
+///
+/// Rejects: `ROLLBACK_EVIDENCE_MALFORMED` (not JSON, not an object, wrong or missing schema,
+/// no `entries` array), `ROLLBACK_NO_ENTRIES`, and per entry `ROLLBACK_ENTRY_MALFORMED`,
+/// `ROLLBACK_DUPLICATE_ID`, `ROLLBACK_APPLY_DID_NOT_MUTATE`, `ROLLBACK_NOT_RESTORED`.
+pub fn check(bytes: &[u8], label: &str) -> Checked {
+    let mut out = Checked::default();
+    let doc_reject = |code, msg: String| Reject::new(code, msg).at_path(label.to_string());
+    let body = bytes.strip_prefix(crate::profile::BOM).unwrap_or(bytes);
+    let doc: Value = match serde_json::from_slice(body) {
+        Ok(v) => v,
+        Err(e) => {
+            out.rejects.push(doc_reject(
+                RejectCode::RollbackEvidenceMalformed,
+                format!("not JSON: {e}"),
+            ));
+            return out;
+        }
+    };
+    let Some(obj) = doc.as_object() else {
+        out.rejects.push(doc_reject(
+            RejectCode::RollbackEvidenceMalformed,
+            "the document is not a JSON object".into(),
+        ));
+        return out;
+    };
+    match obj.get("schema").and_then(Value::as_str) {
+        Some(ROLLBACK_SCHEMA) => {}
+        other => {
+            out.rejects.push(doc_reject(
+                RejectCode::RollbackEvidenceMalformed,
+                format!("schema is {other:?}, expected {ROLLBACK_SCHEMA:?}"),
+            ));
+            return out;
+        }
+    }
+    let Some(entries) = obj.get("entries").and_then(Value::as_array) else {
+        out.rejects.push(doc_reject(
+            RejectCode::RollbackEvidenceMalformed,
+            "no `entries` array".into(),
+        ));
+        return out;
+    };
+    if entries.is_empty() {
+        out.rejects.push(doc_reject(
+            RejectCode::RollbackNoEntries,
+            "the evidence has no entries: an empty proof is no proof".into(),
+        ));
+        return out;
+    }
+    let mut seen = BTreeSet::new();
+    for (index, entry) in entries.iter().enumerate() {
+        out.entries += 1;
+        check_entry(entry, index, label, &mut seen, &mut out.rejects);
+    }
+    out
+}
+
+fn check_entry(
+    entry: &Value,
+    index: usize,
+    label: &str,
+    seen: &mut BTreeSet<String>,
+    rejects: &mut Vec<Reject>,
+) {
+    let id = entry
+        .get("id")
+        .and_then(Value::as_str)
+        .filter(|s| !s.trim().is_empty())
+        .map(str::to_string);
+    let name = id.clone().unwrap_or_else(|| format!("#{index}"));
+    let reject = |code, msg: String| {
+        Reject::new(code, msg)
+            .at_path(label.to_string())
+            .at_entry(name.clone())
+    };
+    let mut problems = Vec::new();
+    if !entry.is_object() {
+        problems.push("the entry is not a JSON object".to_string());
+    } else if id.is_none() {
+        problems.push("no non-empty string `id`".to_string());
+    }
+    let mut hash = |field: &str| -> Option<String> {
+        match entry.get(field).and_then(Value::as_str) {
+            Some(h) if h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()) => {
+                Some(h.to_ascii_lowercase())
+            }
+            Some(h) => {
+                problems.push(format!("`{field}` is {h:?}, not 64 hex digits"));
+                None
+            }
+            None if entry.is_object() => {
+                problems.push(format!("`{field}` is missing or not a string"));
+                None
+            }
+            None => None,
+        }
+    };
+    let before = hash("before_hash");
+    let apply = hash("after_apply_hash");
+    let rollback = hash("after_rollback_hash");
+    if !problems.is_empty() {
+        rejects.push(reject(
+            RejectCode::RollbackEntryMalformed,
+            problems.join("; "),
+        ));
+        return;
+    }
+    let (Some(id), Some(before), Some(apply), Some(rollback)) = (id, before, apply, rollback)
+    else {
+        return;
+    };
+    if !seen.insert(id.clone()) {
+        rejects.push(reject(
+            RejectCode::RollbackDuplicateId,
+            format!("another entry already has id {id:?}: each rollback must be proven once, by its own id"),
+        ));
+    }
+    if apply == before {
+        rejects.push(reject(
+            RejectCode::RollbackApplyDidNotMutate,
+            format!(
+                "after_apply_hash equals before_hash ({}...): the apply never mutated anything, so the rollback proves nothing",
+                &before[..12]
+            ),
+        ));
+    }
+    if rollback != before {
+        rejects.push(reject(
+            RejectCode::RollbackNotRestored,
+            format!(
+                "after_rollback_hash {}... differs from before_hash {}...: the rollback did not restore the state",
+                &rollback[..12],
+                &before[..12]
+            ),
+        ));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const A: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+    const B: &str = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+    const C: &str = "cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc";
+
+    fn doc(entries: Value) -> Vec<u8> {
+        serde_json::to_vec(&json!({"schema": ROLLBACK_SCHEMA, "entries": entries})).unwrap()
+    }
+
+    fn codes(bytes: &[u8]) -> Vec<String> {
+        check(bytes, "e.json")
+            .rejects
+            .iter()
+            .map(|r| r.code_token())
+            .collect()
+    }
+
+    #[test]
+    fn good_evidence_passes() {
+        let bytes = doc(json!([
+            {"id": "RB-1", "before_hash": A, "after_apply_hash": B, "after_rollback_hash": A},
+            {"id": "RB-2", "before_hash": A.to_uppercase(), "after_apply_hash": C, "after_rollback_hash": A},
+        ]));
+        let checked = check(&bytes, "e.json");
+        assert!(checked.rejects.is_empty(), "{:?}", checked.rejects);
+        assert_eq!(checked.entries, 2);
+        assert!(declares_schema(&bytes));
+    }
+
+    #[test]
+    fn apply_equal_to_before_is_rejected() {
+        let bytes = doc(
+            json!([{"id": "RB-1", "before_hash": A, "after_apply_hash": A, "after_rollback_hash": A}]),
+        );
+        assert_eq!(codes(&bytes), ["ROLLBACK_APPLY_DID_NOT_MUTATE:RB-1"]);
+    }
+
+    #[test]
+    fn not_restored_is_rejected() {
+        let bytes = doc(
+            json!([{"id": "RB-1", "before_hash": A, "after_apply_hash": B, "after_rollback_hash": B}]),
+        );
+        assert_eq!(codes(&bytes), ["ROLLBACK_NOT_RESTORED:RB-1"]);
+    }
+
+    #[test]
+    fn both_failures_on_one_entry_are_reported() {
+        let bytes = doc(
+            json!([{"id": "X", "before_hash": A, "after_apply_hash": A, "after_rollback_hash": C}]),
+        );
+        assert_eq!(
+            codes(&bytes),
+            ["ROLLBACK_APPLY_DID_NOT_MUTATE:X", "ROLLBACK_NOT_RESTORED:X"]
+        );
+    }
+
+    #[test]
+    fn duplicate_and_malformed_entries() {
+        let bytes = doc(json!([
+            {"id": "RB-1", "before_hash": A, "after_apply_hash": B, "after_rollback_hash": A},
+            {"id": "RB-1", "before_hash": A, "after_apply_hash": C, "after_rollback_hash": A},
+            {"id": "RB-3", "before_hash": "abc", "after_apply_hash": B, "after_rollback_hash": A},
+            {"before_hash": A, "after_apply_hash": B, "after_rollback_hash": A},
+            "not an object",
+        ]));
+        assert_eq!(
+            codes(&bytes),
+            [
+                "ROLLBACK_DUPLICATE_ID:RB-1",
+                "ROLLBACK_ENTRY_MALFORMED:RB-3",
+                "ROLLBACK_ENTRY_MALFORMED:#3",
+                "ROLLBACK_ENTRY_MALFORMED:#4"
+            ]
+        );
+    }
+
+    #[test]
+    fn empty_and_malformed_documents() {
+        assert_eq!(codes(&doc(json!([]))), ["ROLLBACK_NO_ENTRIES"]);
+        assert_eq!(codes(b"not json"), ["ROLLBACK_EVIDENCE_MALFORMED"]);
+        assert_eq!(codes(b"[]"), ["ROLLBACK_EVIDENCE_MALFORMED"]);
+        assert_eq!(
+            codes(br#"{"schema": "other", "entries": []}"#),
+            ["ROLLBACK_EVIDENCE_MALFORMED"]
+        );
+        assert_eq!(
+            codes(format!(r#"{{"schema": "{ROLLBACK_SCHEMA}", "entries": {{}}}}"#).as_bytes()),
+            ["ROLLBACK_EVIDENCE_MALFORMED"]
+        );
+        assert!(!declares_schema(br#"{"schema": "other"}"#));
+        assert!(!declares_schema(b"[\"packet.rollback-evidence/1\"]"));
+    }
+}

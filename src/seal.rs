@@ -1,0 +1,551 @@
+//! Sealing: the seal record (`SEAL.json`, schema `packet.seal/1`), sealing a directory as it
+//! stands, and `build`, which copies sources into a packet and seals it.
+//!
+//! Writes are all-or-nothing: a new packet is assembled in a temporary directory beside its
+//! destination and renamed into place; files copied into an existing directory are removed
+//! again if anything fails; seal files are written under temporary names and renamed.
+
+use crate::digest::{self, Digest};
+use crate::manifest::{self, Entry, MANIFEST_NAME, Manifest, TREE_NAME};
+use crate::profile::{PROFILE_LIMIT, Profile};
+use crate::reject::{Error, RejectCode};
+use crate::report::Reject;
+use crate::walk;
+use serde::{Deserialize, Serialize};
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// File name of the seal record at the packet root. It is itself a sealed payload file, so the
+/// tree hash covers it.
+pub const SEAL_RECORD_NAME: &str = "SEAL.json";
+/// Schema name of the seal record.
+pub const SEAL_SCHEMA: &str = "packet.seal/1";
+/// The names `packet` writes at a packet root; sources may not use them.
+pub const RESERVED_NAMES: [&str; 3] = [MANIFEST_NAME, TREE_NAME, SEAL_RECORD_NAME];
+
+/// What the seal record holds for one sealed file (every payload file but the record itself).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileRecord {
+    /// Path relative to the packet root, as in the manifest.
+    pub path: String,
+    /// Length in bytes.
+    pub bytes: u64,
+    /// Text profile; absent for files above [`PROFILE_LIMIT`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<Profile>,
+}
+
+/// The seal record: `{"schema": "packet.seal/1", "files": [FileRecord, ...]}`, files sorted
+/// by path bytes. Unknown members are ignored when reading, so later versions can add fields.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SealRecord {
+    /// Always [`SEAL_SCHEMA`].
+    pub schema: String,
+    /// One record per sealed file except `SEAL.json` itself.
+    pub files: Vec<FileRecord>,
+}
+
+impl SealRecord {
+    /// The exact bytes written: a header, one compact JSON object per line (so diffs of a
+    /// packet's record stay readable), and a final newline. Deterministic.
+    pub fn render(&self) -> Vec<u8> {
+        let mut out = format!(
+            "{{\"schema\":{},\"files\":[",
+            serde_json::to_string(&self.schema).expect("string")
+        );
+        for (i, f) in self.files.iter().enumerate() {
+            out.push_str(if i == 0 { "\n" } else { ",\n" });
+            out.push_str(&serde_json::to_string(f).expect("record serializes"));
+        }
+        out.push_str("\n]}\n");
+        out.into_bytes()
+    }
+
+    /// Parses a seal record; an error names what is wrong.
+    pub fn parse(bytes: &[u8]) -> Result<SealRecord, String> {
+        let record: SealRecord =
+            serde_json::from_slice(bytes).map_err(|e| format!("not a seal record: {e}"))?;
+        if record.schema != SEAL_SCHEMA {
+            return Err(format!(
+                "unknown seal schema {:?} (this packet knows {SEAL_SCHEMA:?})",
+                record.schema
+            ));
+        }
+        Ok(record)
+    }
+}
+
+/// Options for sealing.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SealOptions {
+    /// Replace an existing seal instead of refusing.
+    pub reseal: bool,
+}
+
+/// A finished seal.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Sealed {
+    /// The packet directory.
+    pub packet: PathBuf,
+    /// The tree hash: SHA-256 of `HASH_MANIFEST.txt`.
+    pub tree_hash: Digest,
+    /// Files the manifest lists (payload files plus `SEAL.json`).
+    pub files: usize,
+    /// Total bytes of the files the manifest lists.
+    pub bytes: u64,
+}
+
+fn refused(msg: String, path: &Path) -> Error {
+    Error::Rejected(vec![
+        Reject::new(RejectCode::BuildRefused, msg).at_path(path.display().to_string()),
+    ])
+}
+
+fn has_seal(dir: &Path) -> bool {
+    RESERVED_NAMES
+        .iter()
+        .any(|n| fs::symlink_metadata(dir.join(n)).is_ok())
+}
+
+/// Seals `dir` as it stands: writes `SEAL.json`, `HASH_MANIFEST.txt` and `packet_tree.sha256`.
+///
+/// Errors: `BUILD_REFUSED` when `dir` is not a directory, already holds a seal file (unless
+/// `reseal`) or holds no file; `PATH_REJECTED` for every symlink, special file or unsafe name
+/// in it (nothing is written then); `Error::Io` when reading or writing fails.
+pub fn seal_dir(dir: &Path, opts: SealOptions) -> Result<Sealed, Error> {
+    if !fs::symlink_metadata(dir).is_ok_and(|m| m.is_dir()) {
+        return Err(refused(
+            "not a directory (a packet is a directory)".into(),
+            dir,
+        ));
+    }
+    if has_seal(dir) && !opts.reseal {
+        return Err(refused(
+            "already sealed (holds a seal file); pass --reseal to replace the seal".into(),
+            dir,
+        ));
+    }
+    let scan = walk::scan(dir, "");
+    if !scan.rejects.is_empty() {
+        return Err(Error::Rejected(scan.rejects));
+    }
+    let payload: Vec<_> = scan
+        .files
+        .into_iter()
+        .filter(|f| !RESERVED_NAMES.contains(&f.rel.as_str()))
+        .collect();
+    if payload.is_empty() {
+        return Err(refused(
+            "holds no file to seal: an empty packet proves nothing".into(),
+            dir,
+        ));
+    }
+
+    let mut entries = Vec::with_capacity(payload.len() + 1);
+    let mut records = Vec::with_capacity(payload.len());
+    let mut total = 0u64;
+    for f in &payload {
+        let read = digest::read_file(&f.abs, PROFILE_LIMIT)
+            .map_err(|e| Error::io(format!("reading {}", f.abs.display()), e))?;
+        total += read.len;
+        entries.push(Entry {
+            path: f.rel.clone(),
+            digest: read.digest,
+        });
+        records.push(FileRecord {
+            path: f.rel.clone(),
+            bytes: read.len,
+            profile: read.bytes.as_deref().map(Profile::of),
+        });
+    }
+    let record = SealRecord {
+        schema: SEAL_SCHEMA.to_string(),
+        files: records,
+    }
+    .render();
+    total += record.len() as u64;
+    entries.push(Entry {
+        path: SEAL_RECORD_NAME.to_string(),
+        digest: Digest::of(&record),
+    });
+    let manifest = Manifest::from_entries(entries);
+    let manifest_bytes = manifest.render();
+    let tree_hash = Digest::of(&manifest_bytes);
+    let tree_bytes = manifest::render_tree_file(&tree_hash);
+
+    // Stage all three, then rename: a failure before the renames leaves the old state.
+    let staged = [
+        (SEAL_RECORD_NAME, stage(dir, &record)?),
+        (MANIFEST_NAME, stage(dir, &manifest_bytes)?),
+        (TREE_NAME, stage(dir, &tree_bytes)?),
+    ];
+    for (name, tmp) in staged {
+        let dest = dir.join(name);
+        tmp.persist(&dest).map_err(|e| {
+            Error::io(
+                format!("renaming seal file into {}", dest.display()),
+                e.error,
+            )
+        })?;
+    }
+    Ok(Sealed {
+        packet: dir.to_path_buf(),
+        tree_hash,
+        files: manifest.entries.len(),
+        bytes: total,
+    })
+}
+
+fn stage(dir: &Path, bytes: &[u8]) -> Result<tempfile::NamedTempFile, Error> {
+    let ctx = || format!("writing a seal file in {}", dir.display());
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".packet-seal-")
+        .tempfile_in(dir)
+        .map_err(|e| Error::io(ctx(), e))?;
+    tmp.write_all(bytes).map_err(|e| Error::io(ctx(), e))?;
+    // Temporary files are created 0600; a seal file is as readable as any other payload.
+    set_mode(tmp.path(), 0o644).map_err(|e| Error::io(ctx(), e))?;
+    tmp.as_file().sync_all().map_err(|e| Error::io(ctx(), e))?;
+    Ok(tmp)
+}
+
+#[cfg(unix)]
+fn set_mode(path: &Path, mode: u32) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(path, fs::Permissions::from_mode(mode))
+}
+
+#[cfg(not(unix))]
+fn set_mode(_: &Path, _: u32) -> std::io::Result<()> {
+    Ok(())
+}
+
+/// One file to copy: source on disk, destination relative to the packet root.
+struct Copy {
+    src: PathBuf,
+    rel: String,
+}
+
+/// Plans copying `sources` into a packet: a file under its own name, a directory with its whole
+/// tree under its own name. Every refusal is collected before anything is written.
+fn plan(out: &Path, sources: &[PathBuf]) -> Result<Vec<Copy>, Error> {
+    let mut rejects = Vec::new();
+    let mut copies = Vec::new();
+    let out_abs = fs::canonicalize(out).ok();
+    for src in sources {
+        let shown = src.display().to_string();
+        let meta = match fs::symlink_metadata(src) {
+            Ok(m) => m,
+            Err(e) => {
+                rejects.push(
+                    Reject::new(RejectCode::FileMissing, format!("cannot read source: {e}"))
+                        .at_path(shown),
+                );
+                continue;
+            }
+        };
+        let Some(name) = src
+            .file_name()
+            .and_then(|n| n.to_str())
+            .filter(|n| manifest::check_path(n).is_ok())
+        else {
+            rejects.push(
+                Reject::new(
+                    RejectCode::PathRejected,
+                    "source has no usable UTF-8 file name to copy it under".into(),
+                )
+                .at_path(shown),
+            );
+            continue;
+        };
+        if RESERVED_NAMES.contains(&name) {
+            rejects.push(
+                Reject::new(
+                    RejectCode::PathRejected,
+                    format!("{name} is a seal file name; it cannot be a source"),
+                )
+                .at_path(shown),
+            );
+            continue;
+        }
+        if meta.is_file() {
+            copies.push(Copy {
+                src: src.clone(),
+                rel: name.to_string(),
+            });
+        } else if meta.is_dir() {
+            if let (Some(out_abs), Ok(src_abs)) = (&out_abs, fs::canonicalize(src)) {
+                if out_abs.starts_with(&src_abs) {
+                    rejects.push(
+                        Reject::new(
+                            RejectCode::BuildRefused,
+                            "the packet directory lies inside this source; it would copy itself"
+                                .into(),
+                        )
+                        .at_path(shown),
+                    );
+                    continue;
+                }
+            }
+            let scan = walk::scan(src, &format!("{name}/"));
+            rejects.extend(scan.rejects);
+            copies.extend(scan.files.into_iter().map(|f| Copy {
+                src: f.abs,
+                rel: f.rel,
+            }));
+        } else {
+            let kind = if meta.file_type().is_symlink() {
+                "a symlink"
+            } else {
+                "not a regular file or directory"
+            };
+            rejects.push(
+                Reject::new(RejectCode::PathRejected, format!("source is {kind}")).at_path(shown),
+            );
+        }
+    }
+    copies.sort_by(|a, b| a.rel.as_bytes().cmp(b.rel.as_bytes()));
+    for pair in copies.windows(2) {
+        if pair[0].rel == pair[1].rel {
+            rejects.push(
+                Reject::new(
+                    RejectCode::BuildRefused,
+                    format!("two sources would both be copied to {}", pair[0].rel),
+                )
+                .at_path(pair[1].src.display().to_string()),
+            );
+        }
+    }
+    for c in &copies {
+        if fs::symlink_metadata(out.join(&c.rel)).is_ok() {
+            rejects.push(
+                Reject::new(
+                    RejectCode::BuildRefused,
+                    "already exists in the packet; build never overwrites".into(),
+                )
+                .at_path(c.rel.clone()),
+            );
+        }
+    }
+    if rejects.is_empty() {
+        Ok(copies)
+    } else {
+        Err(Error::Rejected(rejects))
+    }
+}
+
+/// Copies planned files under `root`, recording what it created so it can be undone.
+fn copy_all(root: &Path, copies: &[Copy], created: &mut Vec<PathBuf>) -> Result<(), Error> {
+    for c in copies {
+        let dest = root.join(&c.rel);
+        if let Some(parent) = dest.parent() {
+            // Record each directory this copy creates, outermost first.
+            let mut missing = Vec::new();
+            let mut p = parent;
+            while !p.exists() {
+                missing.push(p.to_path_buf());
+                match p.parent() {
+                    Some(up) => p = up,
+                    None => break,
+                }
+            }
+            for d in missing.into_iter().rev() {
+                fs::create_dir(&d)
+                    .map_err(|e| Error::io(format!("creating {}", d.display()), e))?;
+                created.push(d);
+            }
+        }
+        // create_new: never overwrite, even if something appeared since planning.
+        let mut out = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&dest)
+            .map_err(|e| Error::io(format!("creating {}", dest.display()), e))?;
+        created.push(dest.clone());
+        let mut input = fs::File::open(&c.src)
+            .map_err(|e| Error::io(format!("reading {}", c.src.display()), e))?;
+        std::io::copy(&mut input, &mut out)
+            .map_err(|e| Error::io(format!("copying to {}", dest.display()), e))?;
+        // Keep the mode (a RERUN.sh stays executable); the seal itself covers bytes only.
+        let perms = input
+            .metadata()
+            .map_err(|e| Error::io(format!("reading {}", c.src.display()), e))?
+            .permissions();
+        fs::set_permissions(&dest, perms)
+            .map_err(|e| Error::io(format!("setting mode of {}", dest.display()), e))?;
+    }
+    Ok(())
+}
+
+fn undo(created: &[PathBuf]) {
+    for p in created.iter().rev() {
+        let _ = if p.is_dir() {
+            fs::remove_dir(p)
+        } else {
+            fs::remove_file(p)
+        };
+    }
+}
+
+/// `packet build OUT [SOURCE...]`: copies each source into `out` and seals it; with no source,
+/// seals `out` as it stands.
+///
+/// A new `out` is assembled in a temporary directory beside it and renamed into place only
+/// once sealed. Into an existing `out`, copies never overwrite and are removed again if
+/// anything fails. Errors: as [`seal_dir`], plus `BUILD_REFUSED` for an existing destination
+/// file, two sources with one name, or a packet inside its own source; `PATH_REJECTED` for
+/// symlinks, special files and unusable names among the sources; `FILE_MISSING` for a source
+/// that does not exist.
+pub fn build(out: &Path, sources: &[PathBuf], opts: SealOptions) -> Result<Sealed, Error> {
+    if sources.is_empty() {
+        return seal_dir(out, opts);
+    }
+    let exists = fs::symlink_metadata(out).is_ok();
+    if exists {
+        if !fs::symlink_metadata(out).is_ok_and(|m| m.is_dir()) {
+            return Err(refused("exists and is not a directory".into(), out));
+        }
+        if has_seal(out) && !opts.reseal {
+            return Err(refused(
+                "already sealed (holds a seal file); pass --reseal to add sources and reseal"
+                    .into(),
+                out,
+            ));
+        }
+    }
+    let copies = plan(out, sources)?;
+    if exists {
+        let mut created = Vec::new();
+        let result = copy_all(out, &copies, &mut created).and_then(|()| seal_dir(out, opts));
+        if result.is_err() {
+            undo(&created);
+        }
+        return result;
+    }
+    let parent = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let staging = tempfile::Builder::new()
+        .prefix(".packet-build-")
+        .tempdir_in(&parent)
+        .map_err(|e| {
+            Error::io(
+                format!("creating a staging directory in {}", parent.display()),
+                e,
+            )
+        })?;
+    copy_all(staging.path(), &copies, &mut Vec::new())?;
+    let sealed = seal_dir(staging.path(), opts)?;
+    // The staging directory was created private (0700); the packet is an ordinary directory.
+    set_mode(staging.path(), 0o755)
+        .map_err(|e| Error::io(format!("setting mode of {}", staging.path().display()), e))?;
+    let staged = staging.keep();
+    if let Err(e) = fs::rename(&staged, out) {
+        let _ = fs::remove_dir_all(&staged);
+        return Err(Error::io(
+            format!("renaming the sealed packet to {}", out.display()),
+            e,
+        ));
+    }
+    Ok(Sealed {
+        packet: out.to_path_buf(),
+        ..sealed
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn record_renders_one_file_per_line_and_parses_back() {
+        let record = SealRecord {
+            schema: SEAL_SCHEMA.into(),
+            files: vec![
+                FileRecord {
+                    path: "a.txt".into(),
+                    bytes: 3,
+                    profile: Some(Profile::of("a—\n".as_bytes())),
+                },
+                FileRecord {
+                    path: "b.bin".into(),
+                    bytes: 2,
+                    profile: Some(Profile::Binary),
+                },
+            ],
+        };
+        let bytes = record.render();
+        let text = String::from_utf8(bytes.clone()).unwrap();
+        assert_eq!(text.lines().count(), 4, "{text}");
+        assert!(
+            text.contains(r#"{"path":"b.bin","bytes":2,"profile":{"encoding":"binary"}}"#),
+            "{text}"
+        );
+        assert_eq!(SealRecord::parse(&bytes).unwrap(), record);
+        assert!(SealRecord::parse(br#"{"schema":"packet.seal/9","files":[]}"#).is_err());
+    }
+
+    #[test]
+    fn seal_is_deterministic_and_refuses_reseal() {
+        let a = tempfile::tempdir().unwrap();
+        let b = tempfile::tempdir().unwrap();
+        for d in [a.path(), b.path()] {
+            fs::create_dir(d.join("sub")).unwrap();
+            fs::write(d.join("sub/x.json"), "{\"k\": \"Việt\"}\n").unwrap();
+            fs::write(d.join("log.txt"), "line\n").unwrap();
+        }
+        let sa = seal_dir(a.path(), SealOptions::default()).unwrap();
+        let sb = seal_dir(b.path(), SealOptions::default()).unwrap();
+        assert_eq!(sa.tree_hash, sb.tree_hash);
+        assert_eq!(sa.files, 3);
+        let again = seal_dir(a.path(), SealOptions::default());
+        assert!(
+            matches!(again, Err(Error::Rejected(ref r)) if r[0].code == RejectCode::BuildRefused)
+        );
+        let resealed = seal_dir(a.path(), SealOptions { reseal: true }).unwrap();
+        assert_eq!(resealed.tree_hash, sa.tree_hash);
+        let leftovers: Vec<_> = fs::read_dir(a.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n.starts_with(".packet"))
+            .collect();
+        assert!(leftovers.is_empty(), "{leftovers:?}");
+    }
+
+    #[test]
+    fn build_refuses_overwrite_and_leaves_nothing() {
+        let tmp = tempfile::tempdir().unwrap();
+        let src = tmp.path().join("notes.txt");
+        fs::write(&src, "x").unwrap();
+        let out = tmp.path().join("out");
+        fs::create_dir(&out).unwrap();
+        fs::write(out.join("notes.txt"), "already").unwrap();
+        let err = build(&out, &[src], SealOptions::default()).unwrap_err();
+        assert!(matches!(err, Error::Rejected(ref r) if r[0].code == RejectCode::BuildRefused));
+        assert_eq!(fs::read_dir(&out).unwrap().count(), 1);
+        assert_eq!(fs::read(out.join("notes.txt")).unwrap(), b"already");
+    }
+
+    #[test]
+    fn build_with_a_bad_source_writes_nothing() {
+        let tmp = tempfile::tempdir().unwrap();
+        let good = tmp.path().join("good.txt");
+        fs::write(&good, "x").unwrap();
+        let dir = tmp.path().join("d");
+        fs::create_dir(&dir).unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", dir.join("link")).unwrap();
+        let out = tmp.path().join("out");
+        let err = build(&out, &[good, dir], SealOptions::default()).unwrap_err();
+        assert!(
+            matches!(err, Error::Rejected(ref r) if r.iter().any(|r| r.code == RejectCode::PathRejected))
+        );
+        assert!(!out.exists());
+        let names: Vec<_> = fs::read_dir(tmp.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names.len(), 2, "{names:?}");
+    }
+}

@@ -1,0 +1,519 @@
+//! The self-test (`packet --selftest`): in a temporary directory, seals the embedded fixture
+//! documents, proves the untouched control verifies, then applies one failure at a time and
+//! proves verify rejects each with its expected code (and drift cause). Needs no files around it.
+
+use crate::digest::Digest;
+use crate::drift::add_bom;
+use crate::pin::Pin;
+use crate::profile;
+use crate::reject::RejectCode;
+use crate::report::Report;
+use crate::rollback;
+use crate::seal::{self, SealOptions};
+use crate::verify::{self, VerifyOptions};
+use serde::Serialize;
+use std::fs;
+use std::io;
+use std::path::Path;
+
+/// The embedded fixtures: packet-relative path and exact bytes (from `selftest/`).
+pub const FIXTURES: &[(&str, &[u8])] = &[
+    (
+        "reference/000_f85dc3b6917de17c.txt",
+        include_bytes!("../selftest/reference/000_f85dc3b6917de17c.txt"),
+    ),
+    (
+        "reference/001_d6b50f88b93da72f.txt",
+        include_bytes!("../selftest/reference/001_d6b50f88b93da72f.txt"),
+    ),
+    (
+        "reference/002_84a12d58117f6bdd.txt",
+        include_bytes!("../selftest/reference/002_84a12d58117f6bdd.txt"),
+    ),
+    (
+        "reference/003_83ffdc72bb4c3f5d.txt",
+        include_bytes!("../selftest/reference/003_83ffdc72bb4c3f5d.txt"),
+    ),
+    (
+        "reference/004_6716453379d1069e.txt",
+        include_bytes!("../selftest/reference/004_6716453379d1069e.txt"),
+    ),
+    ("evidence.json", include_bytes!("../selftest/evidence.json")),
+    (
+        "rollback-evidence.json",
+        include_bytes!("../selftest/rollback-evidence.json"),
+    ),
+];
+
+/// The real SQLite rehearsal's evidence, from the committed packet.
+pub const SQLITE_EVIDENCE: &[u8] =
+    include_bytes!("../packets/sqlite-rollback-rehearsal/rollback-evidence.json");
+
+/// One probe's outcome.
+#[derive(Clone, Debug, Serialize)]
+pub struct ProbeResult {
+    /// What the probe does to the packet.
+    pub name: String,
+    /// The reject code (and `DRIFT_*` cause, if any) it must produce.
+    pub expected: String,
+    /// The reject codes (with causes) verify actually produced.
+    pub got: Vec<String>,
+    /// True when the expected code (and cause) were produced, the verdict was FAIL and the text
+    /// output held no PASS token.
+    pub fail_closed: bool,
+}
+
+/// The self-test's outcome.
+#[derive(Clone, Debug, Serialize)]
+pub struct SelftestReport {
+    /// The control packet's tree hash.
+    pub control_tree: String,
+    /// True when the untouched control verified (also with its full pin) and every fixture
+    /// built again gave the same tree hash.
+    pub control_accepted: bool,
+    /// What went wrong with the control, if anything.
+    pub control_problems: Vec<String>,
+    /// Every probe, in order.
+    pub probes: Vec<ProbeResult>,
+}
+
+impl SelftestReport {
+    /// True when the control was accepted and every probe failed closed.
+    pub fn passed(&self) -> bool {
+        self.control_accepted && self.probes.iter().all(|p| p.fail_closed)
+    }
+
+    /// One line per probe, then `N/N fail closed`, then the verdict line.
+    pub fn render_text(&self) -> String {
+        let mut out = String::new();
+        let control = if self.control_accepted {
+            "accepted"
+        } else {
+            "NOT ACCEPTED"
+        };
+        out.push_str(&format!(
+            "control  untouched packet, tree {}: {control}\n",
+            self.control_tree
+        ));
+        for p in &self.control_problems {
+            out.push_str(&format!("         {p}\n"));
+        }
+        let n = self.probes.len();
+        for (i, p) in self.probes.iter().enumerate() {
+            let outcome = if p.fail_closed {
+                format!("rejected {}: fail closed", p.expected)
+            } else {
+                format!(
+                    "expected {}, got [{}]: FAIL OPEN",
+                    p.expected,
+                    p.got.join(", ")
+                )
+            };
+            out.push_str(&format!(
+                "probe {:>2}/{n} {:<44} {outcome}\n",
+                i + 1,
+                p.name
+            ));
+        }
+        let closed = self.probes.iter().filter(|p| p.fail_closed).count();
+        out.push_str(&format!("{closed}/{n} fail closed\n"));
+        out.push_str(if self.passed() {
+            "SELFTEST PASS\n"
+        } else {
+            "SELFTEST FAIL\n"
+        });
+        out
+    }
+}
+
+type Mutation = fn(&Path) -> io::Result<()>;
+
+struct Probe {
+    name: &'static str,
+    code: RejectCode,
+    cause: Option<RejectCode>,
+    mutate: Mutation,
+    /// Verify with a pin that cannot match instead of none.
+    wrong_pin: bool,
+    /// Reseal after mutating: the failure must be caught by content checks, not the seal.
+    reseal: bool,
+}
+
+const A_DOC: &str = "reference/001_d6b50f88b93da72f.txt";
+
+fn edit(dir: &Path, rel: &str, f: impl FnOnce(Vec<u8>) -> Vec<u8>) -> io::Result<()> {
+    let path = dir.join(rel);
+    let bytes = fs::read(&path)?;
+    fs::write(&path, f(bytes))
+}
+
+fn text_edit(dir: &Path, rel: &str, f: impl FnOnce(&str) -> String) -> io::Result<()> {
+    edit(dir, rel, |b| {
+        f(&String::from_utf8(b).expect("fixture is UTF-8")).into_bytes()
+    })
+}
+
+fn edit_rollback(dir: &Path, f: impl FnOnce(&mut serde_json::Value)) -> io::Result<()> {
+    edit(dir, "rollback-evidence.json", |b| {
+        let mut doc: serde_json::Value = serde_json::from_slice(&b).expect("fixture is JSON");
+        f(&mut doc);
+        let mut out = serde_json::to_vec_pretty(&doc).expect("serializes");
+        out.push(b'\n');
+        out
+    })
+}
+
+fn probes() -> Vec<Probe> {
+    let p = |name, code, cause, mutate: Mutation| Probe {
+        name,
+        code,
+        cause,
+        mutate,
+        wrong_pin: false,
+        reseal: false,
+    };
+    vec![
+        p(
+            "digest mismatch at equal length",
+            RejectCode::Sha256Mismatch,
+            None,
+            |d| {
+                edit(d, "reference/002_84a12d58117f6bdd.txt", |mut b| {
+                    let i = b.iter().position(|c| c.is_ascii_digit()).expect("a digit");
+                    b[i] = if b[i] == b'9' { b'8' } else { b[i] + 1 };
+                    b
+                })
+            },
+        ),
+        p(
+            "byte-length mismatch",
+            RejectCode::ByteLengthMismatch,
+            None,
+            |d| {
+                edit(d, "reference/000_f85dc3b6917de17c.txt", |mut b| {
+                    b.extend_from_slice(b"appended line\n");
+                    b
+                })
+            },
+        ),
+        p(
+            "em-dash folded to -",
+            RejectCode::ByteLengthMismatch,
+            Some(RejectCode::DriftUnicode),
+            |d| text_edit(d, A_DOC, |t| t.replace('—', "-")),
+        ),
+        p(
+            "JSON re-encoded with ensure_ascii",
+            RejectCode::ByteLengthMismatch,
+            Some(RejectCode::DriftJsonAsciiEscape),
+            |d| text_edit(d, "evidence.json", profile::escape_non_ascii),
+        ),
+        p(
+            "UTF-8 BOM added",
+            RejectCode::ByteLengthMismatch,
+            Some(RejectCode::DriftBom),
+            |d| edit(d, A_DOC, |b| add_bom(&b)),
+        ),
+        p(
+            "CRLF line ends",
+            RejectCode::ByteLengthMismatch,
+            Some(RejectCode::DriftCrlf),
+            |d| {
+                text_edit(d, "reference/003_83ffdc72bb4c3f5d.txt", |t| {
+                    t.replace('\n', "\r\n")
+                })
+            },
+        ),
+        p("file missing", RejectCode::FileMissing, None, |d| {
+            fs::remove_file(d.join("reference/004_6716453379d1069e.txt"))
+        }),
+        p("unsealed extra file", RejectCode::FileUnsealed, None, |d| {
+            fs::write(d.join("reference/extra-note.txt"), "added after sealing\n")
+        }),
+        p(
+            "tree hash mismatch",
+            RejectCode::TreeHashMismatch,
+            None,
+            |d| {
+                fs::write(
+                    d.join(crate::manifest::TREE_NAME),
+                    crate::manifest::render_tree_file(&Digest::of(b"another manifest")),
+                )
+            },
+        ),
+        p(
+            "manifest rewritten to hide an edit",
+            RejectCode::TreeHashMismatch,
+            None,
+            |d| {
+                text_edit(d, "evidence.json", |t| t.replace("4182,", "4183,"))?;
+                let new = Digest::of(&fs::read(d.join("evidence.json"))?).to_hex();
+                text_edit(d, crate::manifest::MANIFEST_NAME, |m| {
+                    m.lines()
+                        .map(|l| {
+                            if l.ends_with("  evidence.json") {
+                                format!("{new}  evidence.json\n")
+                            } else {
+                                format!("{l}\n")
+                            }
+                        })
+                        .collect()
+                })
+            },
+        ),
+        Probe {
+            wrong_pin: true,
+            ..p("pin mismatch", RejectCode::PinMismatch, None, |_| Ok(()))
+        },
+        Probe {
+            reseal: true,
+            ..p(
+                "rollback apply hash equals before hash",
+                RejectCode::RollbackApplyDidNotMutate,
+                None,
+                |d| {
+                    edit_rollback(d, |doc| {
+                        doc["entries"][0]["after_apply_hash"] =
+                            doc["entries"][0]["before_hash"].clone();
+                    })
+                },
+            )
+        },
+        Probe {
+            reseal: true,
+            ..p(
+                "rollback entry not restored",
+                RejectCode::RollbackNotRestored,
+                None,
+                |d| {
+                    edit_rollback(d, |doc| {
+                        doc["entries"][1]["after_rollback_hash"] =
+                            doc["entries"][1]["after_apply_hash"].clone();
+                    })
+                },
+            )
+        },
+    ]
+}
+
+fn write_fixtures(dir: &Path) -> io::Result<()> {
+    for (rel, bytes) in FIXTURES {
+        let path = dir.join(rel);
+        fs::create_dir_all(path.parent().expect("fixture has a parent"))?;
+        fs::write(path, bytes)?;
+    }
+    Ok(())
+}
+
+/// Seals a fresh copy of the fixtures in `dir`; returns its tree hash.
+fn sealed_fixtures(dir: &Path) -> Result<Digest, String> {
+    fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+    write_fixtures(dir).map_err(|e| e.to_string())?;
+    seal::seal_dir(dir, SealOptions::default())
+        .map(|s| s.tree_hash)
+        .map_err(|e| format!("sealing the fixtures failed: {e}"))
+}
+
+fn tokens(report: &Report) -> Vec<String> {
+    report
+        .rejects
+        .iter()
+        .map(|r| {
+            let causes: Vec<String> = r
+                .diagnosis
+                .iter()
+                .flat_map(|d| d.causes.iter().map(|c| c.code.to_string()))
+                .collect();
+            if causes.is_empty() {
+                r.code.to_string()
+            } else {
+                format!("{}({})", r.code, causes.join("+"))
+            }
+        })
+        .collect()
+}
+
+fn judge(name: &str, code: RejectCode, cause: Option<RejectCode>, report: &Report) -> ProbeResult {
+    let hit = report.rejects.iter().any(|r| {
+        r.code == code
+            && cause.is_none_or(|c| {
+                r.diagnosis
+                    .as_ref()
+                    .is_some_and(|d| d.causes.iter().any(|x| x.code == c))
+            })
+    });
+    let text = report.render_text();
+    let json = report.to_json();
+    let expected = match cause {
+        Some(c) => format!("{code}({c})"),
+        None => code.to_string(),
+    };
+    ProbeResult {
+        name: name.to_string(),
+        expected,
+        got: tokens(report),
+        fail_closed: hit
+            && !report.passed()
+            && !text.contains("PASS")
+            && !json.contains("\"PASS\""),
+    }
+}
+
+/// Runs the self-test in a fresh temporary directory, removed afterwards.
+///
+/// Errors only when the temporary directory cannot be created; every other problem is a
+/// control problem or a probe that failed open, in the report.
+pub fn run() -> io::Result<SelftestReport> {
+    let tmp = tempfile::Builder::new()
+        .prefix("packet-selftest-")
+        .tempdir()?;
+    let mut problems = Vec::new();
+    let control_dir = tmp.path().join("control");
+    let control_tree = match sealed_fixtures(&control_dir) {
+        Ok(t) => t,
+        Err(e) => {
+            problems.push(e);
+            Digest([0; 32])
+        }
+    };
+    let pin: Pin = control_tree
+        .to_hex()
+        .parse()
+        .expect("a full digest is a valid pin");
+    for opts in [
+        VerifyOptions::default(),
+        VerifyOptions {
+            expect_tree: Some(pin),
+        },
+    ] {
+        let report = verify::verify(&control_dir, &opts);
+        if !report.passed() {
+            problems.push(format!("control rejected: {}", tokens(&report).join(", ")));
+        }
+    }
+    let wrong_pin: Pin = Digest::of(b"a different packet")
+        .to_hex()
+        .parse()
+        .expect("valid pin");
+    let mut results = Vec::new();
+    for (i, probe) in probes().into_iter().enumerate() {
+        let dir = tmp.path().join(format!("probe-{i:02}"));
+        match sealed_fixtures(&dir) {
+            Ok(tree) if tree != control_tree => {
+                problems.push(format!("fixtures sealed again gave tree {tree}, not {control_tree}: sealing is not deterministic"));
+            }
+            Ok(_) => {}
+            Err(e) => problems.push(e),
+        }
+        let mutated = (probe.mutate)(&dir)
+            .map_err(|e| e.to_string())
+            .and_then(|()| {
+                if probe.reseal {
+                    seal::seal_dir(&dir, SealOptions { reseal: true })
+                        .map(drop)
+                        .map_err(|e| e.to_string())
+                } else {
+                    Ok(())
+                }
+            });
+        if let Err(e) = mutated {
+            problems.push(format!("probe {:?} could not be set up: {e}", probe.name));
+        }
+        let opts = VerifyOptions {
+            expect_tree: probe.wrong_pin.then(|| wrong_pin.clone()),
+        };
+        let report = verify::verify(&dir, &opts);
+        results.push(judge(probe.name, probe.code, probe.cause, &report));
+    }
+
+    // The real SQLite rehearsal evidence: valid as committed, rejected once falsified.
+    let real = rollback::check(
+        SQLITE_EVIDENCE,
+        "sqlite-rollback-rehearsal/rollback-evidence.json",
+    );
+    if !real.rejects.is_empty() || real.entries == 0 {
+        problems.push(format!(
+            "the SQLite rehearsal evidence does not pass: {:?}",
+            real.rejects
+        ));
+    }
+    let falsified = tmp.path().join("sqlite-no-mutation.json");
+    let mut doc: serde_json::Value = serde_json::from_slice(SQLITE_EVIDENCE).unwrap_or_default();
+    if let Some(e) = doc.get_mut("entries").and_then(|e| e.get_mut(0)) {
+        e["after_apply_hash"] = e["before_hash"].clone();
+    }
+    fs::write(
+        &falsified,
+        serde_json::to_vec_pretty(&doc).unwrap_or_default(),
+    )?;
+    let report = verify::check_rollback(&[falsified]);
+    results.push(judge(
+        "SQLite rehearsal evidence, apply = before",
+        RejectCode::RollbackApplyDidNotMutate,
+        None,
+        &report,
+    ));
+
+    Ok(SelftestReport {
+        control_tree: control_tree.to_hex(),
+        control_accepted: problems.is_empty(),
+        control_problems: problems,
+        probes: results,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn selftest_passes_and_every_probe_fails_closed() {
+        let report = run().unwrap();
+        assert!(report.control_accepted, "{:?}", report.control_problems);
+        for p in &report.probes {
+            assert!(
+                p.fail_closed,
+                "{} expected {} got {:?}",
+                p.name, p.expected, p.got
+            );
+        }
+        assert_eq!(report.probes.len(), 14);
+        let text = report.render_text();
+        assert!(text.contains("14/14 fail closed"), "{text}");
+        assert!(text.ends_with("SELFTEST PASS\n"));
+    }
+
+    #[test]
+    fn a_probe_that_passes_is_reported_fail_open() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("p");
+        sealed_fixtures(&dir).unwrap();
+        let report = verify::verify(&dir, &VerifyOptions::default());
+        let r = judge("no change", RejectCode::Sha256Mismatch, None, &report);
+        assert!(!r.fail_closed);
+        let summary = SelftestReport {
+            control_tree: String::new(),
+            control_accepted: true,
+            control_problems: vec![],
+            probes: vec![r],
+        };
+        assert!(!summary.passed());
+        assert!(!summary.render_text().contains("PASS"));
+    }
+
+    #[test]
+    fn fixtures_are_the_reference_documents_byte_for_byte() {
+        // The fixtures must stay exact copies; ../shared/reference is the source when present.
+        let shared = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/reference");
+        for (rel, bytes) in FIXTURES.iter().filter(|(r, _)| r.starts_with("reference/")) {
+            let name = rel.trim_start_matches("reference/");
+            if let Ok(original) = fs::read(shared.join(name)) {
+                assert_eq!(
+                    &original[..],
+                    *bytes,
+                    "{rel} differs from ../shared/reference/{name}"
+                );
+            }
+        }
+    }
+}
