@@ -201,39 +201,59 @@ fn candidate_undos(sealed: Option<&TextProfile>, now: &TextProfile) -> Vec<Undo>
     undos
 }
 
-/// Diagnoses a sealed file whose bytes no longer match.
+/// A diagnosis, with the sealed bytes rebuilt from the current ones when it is proven (their
+/// SHA-256 has been checked against the sealed digest).
+#[derive(Clone, Debug)]
+pub struct Finding {
+    /// The diagnosis.
+    pub diagnosis: Diagnosis,
+    /// The original bytes, for a proven diagnosis only.
+    pub rebuilt: Option<Vec<u8>>,
+}
+
+impl From<Diagnosis> for Finding {
+    fn from(diagnosis: Diagnosis) -> Finding {
+        Finding {
+            diagnosis,
+            rebuilt: None,
+        }
+    }
+}
+
+/// Diagnoses a sealed file whose bytes no longer match; see [`examine`].
+pub fn diagnose(sealed_digest: &Digest, sealed: Option<&Profile>, current: &[u8]) -> Diagnosis {
+    examine(sealed_digest, sealed, current).diagnosis
+}
+
+/// Diagnoses a sealed file whose bytes no longer match, and rebuilds the sealed bytes when
+/// the diagnosis is proven.
 ///
 /// `sealed_digest` is the manifest's digest; `sealed` the seal record's profile, if any;
 /// `current` the file's bytes now. Subsets of the candidate undos are tried smallest first, so
 /// the causes named are the fewest that rebuild the sealed bytes.
-pub fn diagnose(sealed_digest: &Digest, sealed: Option<&Profile>, current: &[u8]) -> Diagnosis {
+pub fn examine(sealed_digest: &Digest, sealed: Option<&Profile>, current: &[u8]) -> Finding {
     if current.len() as u64 > DIAGNOSE_LIMIT {
-        return too_large(current.len() as u64);
+        return too_large(current.len() as u64).into();
     }
     let sealed_text = match sealed {
         Some(Profile::Binary) => {
-            return Diagnosis::new(
-                Proof::ContentChanged,
-                vec![],
-                "binary file: its bytes changed".into(),
-            );
+            let summary = "binary file: its bytes changed".into();
+            return Diagnosis::new(Proof::ContentChanged, vec![], summary).into();
         }
         Some(Profile::Text(t)) => Some(t),
         None => None,
     };
     let now_profile = Profile::of(current);
     let (Some(text), Profile::Text(now)) = (std::str::from_utf8(current).ok(), &now_profile) else {
-        let summary = if sealed_text.is_some() {
-            "content changed: sealed as UTF-8 text, now binary (not valid UTF-8 or holds NUL)"
+        let (proof, summary) = if sealed_text.is_some() {
+            (
+                Proof::ContentChanged,
+                "content changed: sealed as UTF-8 text, now binary (not valid UTF-8 or holds NUL)",
+            )
         } else {
-            "not diagnosed: the file is not UTF-8 text"
+            (Proof::NotTried, "not diagnosed: the file is not UTF-8 text")
         };
-        let proof = if sealed_text.is_some() {
-            Proof::ContentChanged
-        } else {
-            Proof::NotTried
-        };
-        return Diagnosis::new(proof, vec![], summary.into());
+        return Diagnosis::new(proof, vec![], summary.into()).into();
     };
 
     let undos = candidate_undos(sealed_text, now);
@@ -250,36 +270,32 @@ pub fn diagnose(sealed_digest: &Digest, sealed: Option<&Profile>, current: &[u8]
             if Digest::of(rebuilt.as_bytes()) == *sealed_digest {
                 let causes: Vec<Cause> = chosen.iter().map(|u| u.cause(now)).collect();
                 let names: Vec<String> = causes.iter().map(|c| c.code.to_string()).collect();
-                return Diagnosis::new(
-                    Proof::Proven,
-                    causes,
-                    format!(
-                        "undoing {} on the current bytes gives back the sealed SHA-256 exactly",
-                        names.join(" + ")
-                    ),
+                let summary = format!(
+                    "undoing {} on the current bytes gives back the sealed SHA-256 exactly",
+                    names.join(" + ")
                 );
+                return Finding {
+                    diagnosis: Diagnosis::new(Proof::Proven, causes, summary),
+                    rebuilt: Some(rebuilt.into_bytes()),
+                };
             }
         }
     }
 
     let Some(s) = sealed_text else {
-        return Diagnosis::new(
-            Proof::NotTried,
-            vec![],
-            "no seal profile for this file (sealed by another tool?) and no simple undo rebuilds it".into(),
-        );
+        let summary = "no seal profile for this file (sealed by another tool?) and no simple undo rebuilds it";
+        return Diagnosis::new(Proof::NotTried, vec![], summary.into()).into();
     };
     if s.norm_sha256 == now.norm_sha256 {
         let causes = observed_causes(s, now);
         let summary = if causes.is_empty() {
-            "same text up to whitespace; the exact sealed bytes cannot be rebuilt".to_string()
+            "same text up to whitespace; the exact sealed bytes cannot be rebuilt"
         } else {
             "same text up to these cosmetic causes (normalized digest matches); the exact sealed bytes cannot be rebuilt"
-                .to_string()
         };
-        return Diagnosis::new(Proof::Consistent, causes, summary);
+        return Diagnosis::new(Proof::Consistent, causes, summary.into()).into();
     }
-    Diagnosis::new(Proof::ContentChanged, vec![], content_summary(s, now))
+    Diagnosis::new(Proof::ContentChanged, vec![], content_summary(s, now)).into()
 }
 
 /// The diagnosis of a file above [`DIAGNOSE_LIMIT`]: not tried, and saying why.
@@ -381,6 +397,21 @@ mod tests {
             (d.proof, d.codes()),
             (Proof::Proven, vec![RejectCode::DriftBom])
         );
+    }
+
+    #[test]
+    fn proven_findings_rebuild_the_sealed_bytes() {
+        let (digest, profile) = sealed(JSON);
+        let now = add_bom(
+            profile::escape_non_ascii(JSON)
+                .replace('\n', "\r\n")
+                .as_bytes(),
+        );
+        let f = examine(&digest, Some(&profile), &now);
+        assert_eq!(f.diagnosis.proof, Proof::Proven);
+        assert_eq!(f.rebuilt.as_deref(), Some(JSON.as_bytes()));
+        let f = examine(&digest, Some(&profile), JSON.replace('1', "2").as_bytes());
+        assert!(f.rebuilt.is_none());
     }
 
     #[test]

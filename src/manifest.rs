@@ -88,20 +88,44 @@ impl Manifest {
                 .at_path(MANIFEST_NAME.into()),
             );
         }
+        // A manifest that went through a BOM or CRLF conversion is reported once as such, and
+        // its lines are still read so the files they seal can be checked and diagnosed.
         let body = bytes.strip_suffix(b"\n").unwrap_or(bytes);
-        for (i, raw) in body.split(|&b| b == b'\n').enumerate() {
+        let body = match body.strip_prefix(crate::profile::BOM) {
+            Some(rest) => {
+                rejects.push(
+                    Reject::new(
+                        RejectCode::ManifestMalformed,
+                        "starts with a UTF-8 BOM: the manifest itself went through an editor or tool that adds one"
+                            .into(),
+                    )
+                    .at_path(MANIFEST_NAME.into()),
+                );
+                rest
+            }
+            None => body,
+        };
+        let lines: Vec<&[u8]> = body.split(|&b| b == b'\n').collect();
+        let crlf = lines.iter().filter(|l| l.ends_with(b"\r")).count();
+        if crlf > 0 {
+            rejects.push(
+                Reject::new(
+                    RejectCode::ManifestMalformed,
+                    format!(
+                        "{crlf} of {} lines end in CRLF: the manifest itself went through a line-end conversion",
+                        lines.len()
+                    ),
+                )
+                .at_path(MANIFEST_NAME.into()),
+            );
+        }
+        for (i, raw) in lines.into_iter().enumerate() {
             let n = i + 1;
+            let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
             let Ok(line) = std::str::from_utf8(raw) else {
                 rejects.push(malformed(n, "line is not valid UTF-8".into()));
                 continue;
             };
-            if line.ends_with('\r') {
-                rejects.push(malformed(
-                    n,
-                    "line ends in CRLF: the manifest itself went through a CRLF conversion".into(),
-                ));
-                continue;
-            }
             if line.starts_with('\\') {
                 rejects.push(malformed(
                     n,
@@ -179,12 +203,36 @@ pub fn render_tree_file(tree: &Digest) -> Vec<u8> {
     format!("{tree}  {MANIFEST_NAME}\n").into_bytes()
 }
 
-/// Parses `packet_tree.sha256`: exactly `<64 lowercase hex>  HASH_MANIFEST.txt\n`.
-pub fn parse_tree_file(bytes: &[u8]) -> Result<Digest, String> {
+/// A parsed `packet_tree.sha256`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TreeFile {
+    /// The recorded tree hash.
+    pub digest: Digest,
+    /// Set when the file was readable only after undoing a BOM or CRLF conversion: it is
+    /// malformed, but its digest can still be compared.
+    pub drift: Option<String>,
+}
+
+/// Parses `packet_tree.sha256`: exactly `<64 lowercase hex>  HASH_MANIFEST.txt\n`. A leading
+/// BOM or a CRLF line end is undone and reported in [`TreeFile::drift`]; anything else is an
+/// error naming what is wrong.
+pub fn parse_tree_file(bytes: &[u8]) -> Result<TreeFile, String> {
     let text = std::str::from_utf8(bytes).map_err(|_| "not UTF-8".to_string())?;
-    let line = text
+    let mut drift = Vec::new();
+    let text = match text.strip_prefix('\u{FEFF}') {
+        Some(rest) => {
+            drift.push("starts with a UTF-8 BOM");
+            rest
+        }
+        None => text,
+    };
+    let mut line = text
         .strip_suffix('\n')
         .ok_or_else(|| "missing final newline".to_string())?;
+    if let Some(rest) = line.strip_suffix('\r') {
+        drift.push("ends in CRLF");
+        line = rest;
+    }
     let (hex, rest) = line
         .split_at_checked(64)
         .ok_or_else(|| format!("expected `<64 hex>  {MANIFEST_NAME}`, got {line:?}"))?;
@@ -195,7 +243,9 @@ pub fn parse_tree_file(bytes: &[u8]) -> Result<Digest, String> {
             "expected `<64 hex>  {MANIFEST_NAME}`, got {line:?}"
         ));
     }
-    Ok(digest)
+    let drift = (!drift.is_empty())
+        .then(|| format!("{}: it went through a conversion", drift.join(" and ")));
+    Ok(TreeFile { digest, drift })
 }
 
 /// Checks that `path` is a safe relative packet path: non-empty, `/`-separated, no leading or
@@ -256,6 +306,7 @@ mod tests {
         let (m, rejects) = Manifest::parse(text.as_bytes());
         let msgs: Vec<_> = rejects.iter().map(|r| r.message.as_str()).collect();
         assert_eq!(rejects.len(), 6, "{msgs:?}");
+        assert!(msgs[0].contains("1 of 7 lines end in CRLF"), "{msgs:?}");
         assert!(
             rejects
                 .iter()
@@ -266,8 +317,20 @@ mod tests {
         assert!(msgs.iter().any(|m| m.contains("lowercase hex")));
         assert!(msgs.iter().any(|m| m.contains("two spaces")));
         assert!(msgs.iter().any(|m| m.contains("unsafe path")));
-        assert!(msgs.iter().any(|m| m.contains("CRLF")));
-        assert_eq!(m.entries.len(), 2);
+        // b, a and f parse (f once its CR is undone); the rest are malformed.
+        assert_eq!(m.entries.len(), 3);
+    }
+
+    #[test]
+    fn converted_manifest_is_one_reject_and_still_read() {
+        let m = Manifest::from_entries(vec![entry("a", b"1"), entry("b", b"2")]);
+        let crlf = String::from_utf8(m.render()).unwrap().replace('\n', "\r\n");
+        let with_bom = [crate::profile::BOM, crlf.as_bytes()].concat();
+        let (parsed, rejects) = Manifest::parse(&with_bom);
+        assert_eq!(parsed, m);
+        assert_eq!(rejects.len(), 2, "{rejects:?}");
+        assert!(rejects[0].message.contains("BOM"));
+        assert!(rejects[1].message.contains("2 of 2 lines end in CRLF"));
     }
 
     #[test]
@@ -289,7 +352,17 @@ mod tests {
     #[test]
     fn tree_file_round_trip_and_strictness() {
         let d = Digest::of(b"m");
-        assert_eq!(parse_tree_file(&render_tree_file(&d)), Ok(d));
+        assert_eq!(
+            parse_tree_file(&render_tree_file(&d)),
+            Ok(TreeFile {
+                digest: d,
+                drift: None
+            })
+        );
+        let converted =
+            parse_tree_file(format!("\u{FEFF}{d}  HASH_MANIFEST.txt\r\n").as_bytes()).unwrap();
+        assert_eq!(converted.digest, d);
+        assert!(converted.drift.unwrap().contains("BOM and ends in CRLF"));
         assert!(parse_tree_file(format!("{d}  HASH_MANIFEST.txt").as_bytes()).is_err());
         assert!(parse_tree_file(format!("{d} *HASH_MANIFEST.txt\n").as_bytes()).is_err());
         assert!(parse_tree_file(format!("{d}  other\n").as_bytes()).is_err());

@@ -229,10 +229,10 @@ impl Report {
             }
             Verdict::Fail => {
                 let _ = write!(out, "FAIL {}: {} rejects; {what}", self.subject, c.rejects);
-                if let Some(t) = tree {
-                    if let Some(computed) = &t.computed {
-                        let _ = write!(out, "; tree {computed}");
-                    }
+                if let Some(t) = tree
+                    && let Some(computed) = &t.computed
+                {
+                    let _ = write!(out, "; tree {computed}");
                 }
             }
         }

@@ -275,18 +275,17 @@ fn plan(out: &Path, sources: &[PathBuf]) -> Result<Vec<Copy>, Error> {
                 rel: name.to_string(),
             });
         } else if meta.is_dir() {
-            if let (Some(out_abs), Ok(src_abs)) = (&out_abs, fs::canonicalize(src)) {
-                if out_abs.starts_with(&src_abs) {
-                    rejects.push(
-                        Reject::new(
-                            RejectCode::BuildRefused,
-                            "the packet directory lies inside this source; it would copy itself"
-                                .into(),
-                        )
-                        .at_path(shown),
-                    );
-                    continue;
-                }
+            if let (Some(out_abs), Ok(src_abs)) = (&out_abs, fs::canonicalize(src))
+                && out_abs.starts_with(&src_abs)
+            {
+                rejects.push(
+                    Reject::new(
+                        RejectCode::BuildRefused,
+                        "the packet directory lies inside this source; it would copy itself".into(),
+                    )
+                    .at_path(shown),
+                );
+                continue;
             }
             let scan = walk::scan(src, &format!("{name}/"));
             rejects.extend(scan.rejects);

@@ -26,12 +26,13 @@ pub struct VerifyOptions {
 pub const EVIDENCE_LIMIT: u64 = 64 * 1024 * 1024;
 
 /// Reads a seal file at the packet root that must be a regular file.
-fn read_root_file(dir: &Path, name: &str) -> Result<Vec<u8>, String> {
+/// The error says why and whether the file was there at all.
+fn read_root_file(dir: &Path, name: &str) -> Result<Vec<u8>, (String, bool)> {
     let path = dir.join(name);
     match fs::symlink_metadata(&path) {
-        Err(_) => Err("absent".into()),
-        Ok(m) if !m.is_file() => Err("not a regular file".into()),
-        Ok(_) => fs::read(&path).map_err(|e| format!("unreadable: {e}")),
+        Err(_) => Err(("absent".into(), false)),
+        Ok(m) if !m.is_file() => Err(("not a regular file".into(), true)),
+        Ok(_) => fs::read(&path).map_err(|e| (format!("unreadable: {e}"), true)),
     }
 }
 
@@ -81,9 +82,9 @@ pub fn verify(dir: &Path, opts: &VerifyOptions) -> Report {
             tree.computed = Some(computed.to_hex());
             let (manifest, rejects) = Manifest::parse(&bytes);
             seal_rejects.extend(rejects);
-            Some((manifest, computed))
+            Some((manifest, computed, bytes))
         }
-        Err(why) => {
+        Err((why, _)) => {
             seal_rejects.push(
                 Reject::new(
                     RejectCode::ManifestMissing,
@@ -94,35 +95,45 @@ pub fn verify(dir: &Path, opts: &VerifyOptions) -> Report {
             None
         }
     };
-    match read_root_file(dir, TREE_NAME) {
-        Ok(bytes) => match manifest::parse_tree_file(&bytes) {
-            Ok(recorded) => {
-                tree.recorded = Some(recorded.to_hex());
-                if let Some((_, computed)) = &manifest {
-                    if *computed != recorded {
-                        seal_rejects.push(
-                            Reject::new(
-                                RejectCode::TreeHashMismatch,
-                                format!(
-                                    "{MANIFEST_NAME} hashes to {computed}, but {TREE_NAME} records {recorded}: the manifest or its tree hash was changed after sealing"
-                                ),
-                            )
-                            .at_path(TREE_NAME.into()),
-                        );
-                    }
-                }
+    match read_root_file(dir, TREE_NAME)
+        .and_then(|b| manifest::parse_tree_file(&b).map_err(|why| (why, true)))
+    {
+        Ok(recorded) => {
+            tree.recorded = Some(recorded.digest.to_hex());
+            if let Some(drift) = recorded.drift {
+                seal_rejects.push(
+                    Reject::new(RejectCode::TreeHashMalformed, drift).at_path(TREE_NAME.into()),
+                );
             }
-            Err(why) => seal_rejects
-                .push(Reject::new(RejectCode::TreeHashMalformed, why).at_path(TREE_NAME.into())),
-        },
-        Err(why) => seal_rejects.push(
+            if let Some((_, computed, bytes)) = &manifest
+                && *computed != recorded.digest
+            {
+                // The manifest may only have drifted in transit (CRLF, BOM): say so, with proof.
+                let diagnosis = drift::diagnose(&recorded.digest, None, bytes);
+                let reject = Reject::new(
+                    RejectCode::TreeHashMismatch,
+                    format!(
+                        "{MANIFEST_NAME} hashes to {computed}, but {TREE_NAME} records {}",
+                        recorded.digest
+                    ),
+                )
+                .at_path(TREE_NAME.into());
+                seal_rejects.push(Reject {
+                    diagnosis: (diagnosis.proof == drift::Proof::Proven).then_some(diagnosis),
+                    ..reject
+                });
+            }
+        }
+        Err((why, true)) => seal_rejects
+            .push(Reject::new(RejectCode::TreeHashMalformed, why).at_path(TREE_NAME.into())),
+        Err((why, false)) => seal_rejects.push(
             Reject::new(RejectCode::TreeHashMissing, format!("{TREE_NAME} is {why}"))
                 .at_path(TREE_NAME.into()),
         ),
     }
     if let Some(pin) = &opts.expect_tree {
         match &manifest {
-            Some((_, computed)) if !pin.matches(computed) => seal_rejects.push(
+            Some((_, computed, _)) if !pin.matches(computed) => seal_rejects.push(
                 Reject::new(
                     RejectCode::PinMismatch,
                     format!(
@@ -144,7 +155,7 @@ pub fn verify(dir: &Path, opts: &VerifyOptions) -> Report {
         .iter()
         .map(|f| (f.rel.as_str(), &f.abs))
         .collect();
-    let Some((manifest, _)) = manifest else {
+    let Some((manifest, _, _)) = manifest else {
         return finish(seal_rejects, file_rejects, counts, tree, notes);
     };
     counts.sealed_files = manifest.entries.len();
@@ -197,13 +208,13 @@ pub fn verify(dir: &Path, opts: &VerifyOptions) -> Report {
         } else {
             file_rejects.push(mismatch(entry, record, &read));
         }
-        if let Some(bytes) = &read.bytes {
-            if rollback::declares_schema(bytes) {
-                let checked = rollback::check(bytes, &entry.path);
-                counts.rollback_documents += 1;
-                counts.rollback_entries += checked.entries;
-                file_rejects.extend(checked.rejects);
-            }
+        if let Some(bytes) = &read.bytes
+            && rollback::declares_schema(bytes)
+        {
+            let checked = rollback::check(bytes, &entry.path);
+            counts.rollback_documents += 1;
+            counts.rollback_entries += checked.entries;
+            file_rejects.extend(checked.rejects);
         }
     }
 
@@ -248,12 +259,24 @@ fn load_records(
         ));
         return None;
     };
-    let bytes = fs::read(on_disk.get(SEAL_RECORD_NAME)?).ok()?;
+    let mut bytes = fs::read(on_disk.get(SEAL_RECORD_NAME)?).ok()?;
     if Digest::of(&bytes) != entry.digest {
-        notes.push(format!(
-            "{SEAL_RECORD_NAME} does not match its digest, so its lengths and profiles are not used"
-        ));
-        return None;
+        // The record drifts in transit like any text; if the drift is proven, its original
+        // bytes are rebuilt (and their digest checked), so they can be trusted as sealed.
+        match drift::examine(&entry.digest, None, &bytes).rebuilt {
+            Some(original) => {
+                notes.push(format!(
+                    "{SEAL_RECORD_NAME} drifted, but its sealed bytes were rebuilt exactly and are used"
+                ));
+                bytes = original;
+            }
+            None => {
+                notes.push(format!(
+                    "{SEAL_RECORD_NAME} does not match its digest, so its lengths and profiles are not used"
+                ));
+                return None;
+            }
+        }
     }
     let record = match SealRecord::parse(&bytes) {
         Ok(r) => r,
