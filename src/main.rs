@@ -136,9 +136,9 @@ fn build(
                     println!("{}", r.render());
                 }
                 println!(
-                    "FAIL build {}: {} rejects; nothing written",
+                    "FAIL build {}: {}; nothing written",
                     out.display(),
-                    rejects.len()
+                    packet::report::plural(rejects.len(), "reject")
                 );
             }
             Ok(ExitCode::from(1))

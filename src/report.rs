@@ -197,16 +197,8 @@ impl Report {
             format!("{} rollback entries", c.rollback_entries)
         };
         if tree.is_some() && c.rollback_documents > 0 {
-            let docs = if c.rollback_documents == 1 {
-                "document"
-            } else {
-                "documents"
-            };
-            let _ = write!(
-                what,
-                ", {} rollback entries in {} evidence {docs}",
-                c.rollback_entries, c.rollback_documents
-            );
+            let docs = plural(c.rollback_documents, "evidence document");
+            let _ = write!(what, ", {} rollback entries in {docs}", c.rollback_entries);
         }
         match self.verdict {
             Verdict::Pass => {
@@ -228,7 +220,12 @@ impl Report {
                 }
             }
             Verdict::Fail => {
-                let _ = write!(out, "FAIL {}: {} rejects; {what}", self.subject, c.rejects);
+                let _ = write!(
+                    out,
+                    "FAIL {}: {}; {what}",
+                    self.subject,
+                    plural(c.rejects, "reject")
+                );
                 if let Some(t) = tree
                     && let Some(computed) = &t.computed
                 {
@@ -238,6 +235,15 @@ impl Report {
         }
         out.push('\n');
         out
+    }
+}
+
+/// `1 reject`, `2 rejects`.
+pub fn plural(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
     }
 }
 
@@ -255,7 +261,7 @@ mod tests {
         let text = r.render_text();
         assert!(!text.contains("PASS"), "{text}");
         assert!(text.starts_with("REJECT FILE_MISSING a: gone\n"), "{text}");
-        assert!(text.contains("FAIL p: 1 rejects"));
+        assert!(text.contains("FAIL p: 1 reject;"), "{text}");
         let json: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
         assert_eq!(json["verdict"], "FAIL");
         assert_eq!(json["rejects"][0]["code"], "FILE_MISSING");
