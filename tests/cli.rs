@@ -126,6 +126,19 @@ fn writable(path: &Path) {
     fs::set_permissions(path, fs::Permissions::from_mode(0o644)).unwrap();
 }
 
+/// Opens `path` in vim (no vimrc), applies `:set <settings>` and writes it: a real editor
+/// making the drift.
+fn vim_write(path: &Path, settings: &str) {
+    writable(path);
+    run_ok(
+        process::Command::new("vim")
+            .args(["-u", "NONE", "-i", "NONE", "-n", "-es", "-c"])
+            .arg(format!("set {settings}"))
+            .args(["-c", "wq"])
+            .arg(path),
+    );
+}
+
 const DOC: &str = "reference/001_d6b50f88b93da72f.txt";
 
 #[test]
@@ -262,23 +275,7 @@ fn drift_json_ensure_ascii_by_python_is_proven() {
 #[test]
 fn drift_bom_written_by_vim_is_proven() {
     let (_tmp, out) = sealed();
-    writable(&out.join(DOC));
-    run_ok(
-        process::Command::new("vim")
-            .args([
-                "-u",
-                "NONE",
-                "-i",
-                "NONE",
-                "-n",
-                "-es",
-                "-c",
-                "set bomb nofixeol",
-                "-c",
-                "wq",
-            ])
-            .arg(out.join(DOC)),
-    );
+    vim_write(&out.join(DOC), "bomb nofixeol");
     assert!(
         fs::read(out.join(DOC))
             .unwrap()
@@ -449,23 +446,7 @@ fn drift_nfd_by_python_unicodedata_is_proven() {
 #[test]
 fn drift_bom_and_crlf_in_one_trip_is_proven_as_both() {
     let (_tmp, out) = sealed();
-    writable(&out.join(DOC));
-    run_ok(
-        process::Command::new("vim")
-            .args([
-                "-u",
-                "NONE",
-                "-i",
-                "NONE",
-                "-n",
-                "-es",
-                "-c",
-                "set bomb ff=dos nofixeol",
-                "-c",
-                "wq",
-            ])
-            .arg(out.join(DOC)),
-    );
+    vim_write(&out.join(DOC), "bomb ff=dos nofixeol");
     let r = assert_rejected(
         &out,
         "BYTE_LENGTH_MISMATCH",
