@@ -92,115 +92,6 @@ impl Diagnosis {
     }
 }
 
-/// One reversible transformation tried on the current bytes to rebuild the sealed ones.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Undo {
-    Unescape,
-    Normalize { nfc: bool },
-    LineEnds(LineEnds),
-    Bom { add: bool },
-}
-
-impl Undo {
-    fn apply(self, text: &str) -> String {
-        match self {
-            Undo::Unescape => profile::unescape_non_ascii(text),
-            Undo::Normalize { nfc: true } => text.nfc().collect(),
-            Undo::Normalize { nfc: false } => text.nfd().collect(),
-            Undo::LineEnds(target) => {
-                let lf = text.replace("\r\n", "\n").replace('\r', "\n");
-                match target {
-                    LineEnds::Crlf => lf.replace('\n', "\r\n"),
-                    LineEnds::Cr => lf.replace('\n', "\r"),
-                    _ => lf,
-                }
-            }
-            Undo::Bom { add: true } => format!("\u{FEFF}{text}"),
-            Undo::Bom { add: false } => text.strip_prefix('\u{FEFF}').unwrap_or(text).to_string(),
-        }
-    }
-
-    /// The cause this undo reverses, described from what was sealed to what is there now.
-    fn cause(self, now: &TextProfile) -> Cause {
-        match self {
-            Undo::Unescape => Cause {
-                code: RejectCode::DriftJsonAsciiEscape,
-                detail: format!(
-                    "JSON re-encoded with ensure_ascii: {} \\uXXXX escapes now stand for non-ASCII characters",
-                    now.u_escapes
-                ),
-            },
-            Undo::Normalize { nfc } => Cause {
-                code: RejectCode::DriftUnicode,
-                detail: if nfc {
-                    "Unicode normalization NFC -> NFD (decomposed accents)".into()
-                } else {
-                    "Unicode normalization changed to NFC (composed accents)".into()
-                },
-            },
-            Undo::LineEnds(target) => Cause {
-                code: RejectCode::DriftCrlf,
-                detail: format!("line ends {} -> {}", eol_name(target), eol_name(now.eol)),
-            },
-            Undo::Bom { add } => Cause {
-                code: RejectCode::DriftBom,
-                detail: if add {
-                    "UTF-8 BOM (EF BB BF) removed".into()
-                } else {
-                    "UTF-8 BOM (EF BB BF) added".into()
-                },
-            },
-        }
-    }
-}
-
-fn eol_name(e: LineEnds) -> &'static str {
-    match e {
-        LineEnds::None => "none",
-        LineEnds::Lf => "LF",
-        LineEnds::Crlf => "CRLF",
-        LineEnds::Cr => "CR",
-        LineEnds::Mixed => "mixed",
-    }
-}
-
-/// Undos suggested by how the sealed profile and the current one differ. Without a sealed
-/// profile (a packet sealed by another tool), every undo the current text makes plausible.
-fn candidate_undos(sealed: Option<&TextProfile>, now: &TextProfile) -> Vec<Undo> {
-    let mut undos = Vec::new();
-    match sealed {
-        Some(s) => {
-            if now.u_escapes > s.u_escapes {
-                undos.push(Undo::Unescape);
-            }
-            if s.nfc != now.nfc {
-                undos.push(Undo::Normalize { nfc: s.nfc });
-            }
-            if s.eol != now.eol && matches!(s.eol, LineEnds::Lf | LineEnds::Crlf | LineEnds::Cr) {
-                undos.push(Undo::LineEnds(s.eol));
-            }
-            if s.bom != now.bom {
-                undos.push(Undo::Bom { add: s.bom });
-            }
-        }
-        None => {
-            if now.u_escapes > 0 {
-                undos.push(Undo::Unescape);
-            }
-            if !now.nfc {
-                undos.push(Undo::Normalize { nfc: true });
-            }
-            if matches!(now.eol, LineEnds::Crlf | LineEnds::Cr | LineEnds::Mixed) {
-                undos.push(Undo::LineEnds(LineEnds::Lf));
-            }
-            if now.bom {
-                undos.push(Undo::Bom { add: false });
-            }
-        }
-    }
-    undos
-}
-
 /// A diagnosis, with the sealed bytes rebuilt from the current ones when it is proven (their
 /// SHA-256 has been checked against the sealed digest).
 #[derive(Clone, Debug)]
@@ -220,6 +111,543 @@ impl From<Diagnosis> for Finding {
     }
 }
 
+/// Most rebuilds tried for one file; the search stops there and says so.
+const MAX_ATTEMPTS: usize = 256;
+
+/// A legacy single-byte encoding that UTF-8 gets misread as.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Legacy {
+    /// Windows-1252 (WHATWG, as `encoding_rs` implements it).
+    Cp1252,
+    /// ISO-8859-1, byte for code point.
+    Latin1,
+}
+
+impl Legacy {
+    fn name(self) -> &'static str {
+        match self {
+            Legacy::Cp1252 => "Windows-1252",
+            Legacy::Latin1 => "Latin-1",
+        }
+    }
+
+    /// Encodes `text` back to the bytes it was decoded from; `None` if a character has no
+    /// byte in this encoding.
+    fn encode(self, text: &str) -> Option<Vec<u8>> {
+        match self {
+            Legacy::Cp1252 => {
+                let (bytes, _, unmappable) = encoding_rs::WINDOWS_1252.encode(text);
+                (!unmappable).then(|| bytes.into_owned())
+            }
+            Legacy::Latin1 => text
+                .chars()
+                .map(|c| u8::try_from(u32::from(c)).ok())
+                .collect(),
+        }
+    }
+}
+
+/// Undoes one round of mojibake: the text's characters are encoded back to the legacy bytes
+/// they were decoded from, and those bytes are read as the UTF-8 they were.
+fn unmojibake(text: &str, legacy: Legacy) -> Option<String> {
+    if text.is_ascii() {
+        return None;
+    }
+    String::from_utf8(legacy.encode(text)?).ok()
+}
+
+/// One reversible transformation tried on the current text to rebuild the sealed bytes.
+/// Variants are listed in the order they are applied.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Undo {
+    Mojibake { legacy: Legacy, rounds: u8 },
+    Restyle,
+    Unescape,
+    LineEnds(LineEnds),
+    Normalize { nfc: bool },
+    TrailingWhitespace,
+    Tabs { width: u8, leading_only: bool },
+    Typographic { double_dash: bool },
+    FinalNewline { add: bool },
+    Bom { add: bool },
+}
+
+/// The body being rebuilt: text without its BOM, and whether a BOM goes in front.
+struct Work {
+    bom: bool,
+    body: String,
+}
+
+impl Undo {
+    /// Applies the undo; `None` when it cannot apply to this text.
+    fn apply(self, mut w: Work, s: Option<&TextProfile>) -> Option<Work> {
+        let body = std::mem::take(&mut w.body);
+        w.body = match self {
+            Undo::Mojibake { legacy, rounds } => {
+                let mut t = body;
+                for _ in 0..rounds {
+                    t = unmojibake(&t, legacy)?;
+                }
+                // A BOM read as mojibake (`ï»¿`) comes back as U+FEFF in the body.
+                if let Some(rest) = t.strip_prefix('\u{FEFF}') {
+                    w.bom = true;
+                    t = rest.to_string();
+                }
+                t
+            }
+            Undo::Restyle => {
+                let style = s?.json_style?;
+                crate::json::render(&crate::json::parse(&body)?, &style)
+            }
+            Undo::Unescape => profile::unescape_non_ascii(&body),
+            Undo::LineEnds(target) => {
+                let lf = body.replace("\r\n", "\n").replace('\r', "\n");
+                match target {
+                    LineEnds::Crlf => lf.replace('\n', "\r\n"),
+                    LineEnds::Cr => lf.replace('\n', "\r"),
+                    _ => lf,
+                }
+            }
+            Undo::Normalize { nfc: true } => body.nfc().collect(),
+            Undo::Normalize { nfc: false } => body.nfd().collect(),
+            Undo::TrailingWhitespace => restore_trailing(&body, s?.trailing_map.as_ref()?),
+            Undo::Tabs {
+                width,
+                leading_only,
+            } => unexpand(&body, usize::from(width), leading_only),
+            Undo::Typographic { double_dash } => {
+                let map = profile::TypoMap::parse(s?.typo_map.as_deref()?)?;
+                restore_typographic(&body, &map, double_dash)?
+            }
+            Undo::FinalNewline { add: true } => {
+                let mut t = body;
+                if !t.ends_with(['\n', '\r']) {
+                    t.push_str(match s.map(|s| s.eol) {
+                        Some(LineEnds::Crlf) => "\r\n",
+                        Some(LineEnds::Cr) => "\r",
+                        _ => "\n",
+                    });
+                }
+                t
+            }
+            Undo::FinalNewline { add: false } => {
+                let end = body
+                    .strip_suffix("\r\n")
+                    .or_else(|| body.strip_suffix(['\n', '\r']))
+                    .unwrap_or(&body)
+                    .len();
+                body[..end].to_string()
+            }
+            Undo::Bom { add } => {
+                w.bom = add;
+                body
+            }
+        };
+        Some(w)
+    }
+
+    /// The cause this undo reverses, described from what was sealed to what is there now.
+    fn cause(self, s: Option<&TextProfile>, now: &TextProfile) -> Cause {
+        let (code, detail) = match self {
+            Undo::Mojibake { legacy, rounds } => (
+                RejectCode::DriftMojibake,
+                format!(
+                    "UTF-8 decoded as {} and encoded again as UTF-8, {} ({} non-ASCII characters now)",
+                    legacy.name(),
+                    if rounds == 1 {
+                        "once".to_string()
+                    } else {
+                        format!("{rounds} times")
+                    },
+                    now.non_ascii
+                ),
+            ),
+            Undo::Restyle => (
+                RejectCode::DriftJsonReformat,
+                format!(
+                    "JSON re-serialized with an equal value; sealed style {}",
+                    s.and_then(|s| s.json_style)
+                        .map_or_else(String::new, |st| style_name(&st))
+                ),
+            ),
+            Undo::Unescape => (
+                RejectCode::DriftJsonAsciiEscape,
+                format!(
+                    "JSON re-encoded with ensure_ascii: {} \\uXXXX escapes now stand for non-ASCII characters",
+                    now.u_escapes
+                ),
+            ),
+            Undo::LineEnds(target) => (
+                RejectCode::DriftCrlf,
+                format!("line ends {} -> {}", eol_name(target), eol_name(now.eol)),
+            ),
+            Undo::Normalize { nfc } => (
+                RejectCode::DriftUnicodeNormalization,
+                if nfc {
+                    "Unicode normalization NFC -> NFD (accents decomposed)".into()
+                } else {
+                    "Unicode normalization changed to NFC (accents composed)".into()
+                },
+            ),
+            Undo::TrailingWhitespace => (
+                RejectCode::DriftTrailingWhitespace,
+                format!(
+                    "trailing whitespace stripped: {} lines had some, {} now",
+                    s.map_or(0, |s| s.trailing_ws_lines),
+                    now.trailing_ws_lines
+                ),
+            ),
+            Undo::Tabs {
+                width,
+                leading_only,
+            } => (
+                RejectCode::DriftTabs,
+                format!(
+                    "tabs expanded to spaces ({}tab width {width}): {} tabs sealed, {} now",
+                    if leading_only {
+                        "indentation only, "
+                    } else {
+                        ""
+                    },
+                    s.map_or(0, |s| s.tabs),
+                    now.tabs
+                ),
+            ),
+            Undo::Typographic { double_dash } => (
+                RejectCode::DriftUnicode,
+                format!(
+                    "typographic characters folded to ASCII ({}): {} sealed, {} now",
+                    if double_dash {
+                        "em-dash as --"
+                    } else {
+                        "em-dash as -, quotes straightened, ... for …"
+                    },
+                    s.map_or(0, |s| s.typographic),
+                    now.typographic
+                ),
+            ),
+            Undo::FinalNewline { add } => (
+                RejectCode::DriftFinalNewline,
+                if add {
+                    "final newline removed".into()
+                } else {
+                    "final newline added".into()
+                },
+            ),
+            Undo::Bom { add } => (
+                RejectCode::DriftBom,
+                if add {
+                    "UTF-8 BOM (EF BB BF) removed".into()
+                } else {
+                    "UTF-8 BOM (EF BB BF) added".into()
+                },
+            ),
+        };
+        Cause { code, detail }
+    }
+}
+
+fn style_name(s: &crate::json::Style) -> String {
+    let indent = match s.indent {
+        crate::json::Indent::None if s.space_after_comma => "one line, `, ` and `: `".to_string(),
+        crate::json::Indent::None => "compact".to_string(),
+        crate::json::Indent::Spaces(n) => format!("indent {n}"),
+        crate::json::Indent::Tab => "tab indent".to_string(),
+    };
+    let mut out = indent;
+    if s.sorted_keys {
+        out.push_str(", sorted keys");
+    }
+    if s.ensure_ascii {
+        out.push_str(", ensure_ascii");
+    }
+    out
+}
+
+fn eol_name(e: LineEnds) -> &'static str {
+    match e {
+        LineEnds::None => "none",
+        LineEnds::Lf => "LF",
+        LineEnds::Crlf => "CRLF",
+        LineEnds::Cr => "CR",
+        LineEnds::Mixed => "mixed",
+    }
+}
+
+/// Puts back the trailing whitespace the map records, on lines that lack it now.
+fn restore_trailing(body: &str, map: &profile::TrailingMap) -> String {
+    let mut want = std::collections::BTreeMap::new();
+    let mut line = 0u64;
+    for (delta, ws) in map {
+        line += delta;
+        want.insert(line, ws.as_str());
+    }
+    let mut out = String::with_capacity(body.len() + want.len() * 2);
+    for (i, l) in body.split('\n').enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        let (content, cr) = match l.strip_suffix('\r') {
+            Some(c) => (c, "\r"),
+            None => (l, ""),
+        };
+        out.push_str(content);
+        if let Some(ws) = want.get(&(i as u64)) {
+            if !content.ends_with(ws) {
+                out.push_str(ws);
+            }
+        }
+        out.push_str(cr);
+    }
+    out
+}
+
+/// GNU `unexpand` with tab stops every `width` columns: blanks before the first non-blank
+/// (or, with `leading_only` false, every run of two or more blanks ending at a tab stop)
+/// become tabs.
+fn unexpand(body: &str, width: usize, leading_only: bool) -> String {
+    let mut out = String::with_capacity(body.len());
+    for (i, line) in body.split('\n').enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        let (mut col, mut run, mut leading) = (0usize, 0usize, true);
+        for c in line.chars() {
+            if c == ' ' && (leading || !leading_only) {
+                run += 1;
+                col += 1;
+                if col % width == 0 {
+                    if run >= 2 || (leading && run >= 1) {
+                        out.push('\t');
+                    } else {
+                        out.extend(std::iter::repeat_n(' ', run));
+                    }
+                    run = 0;
+                }
+                continue;
+            }
+            out.extend(std::iter::repeat_n(' ', run));
+            run = 0;
+            if c == '\t' {
+                col += width - col % width;
+            } else {
+                leading = false;
+                col += 1;
+            }
+            out.push(c);
+        }
+        out.extend(std::iter::repeat_n(' ', run));
+    }
+    out
+}
+
+/// Puts the typographic characters back at the places the map records. At each place the
+/// text must hold the character itself (not folded) or its ASCII fold (`--` is also taken for
+/// a dash when `double_dash`); otherwise `None`.
+fn restore_typographic(body: &str, map: &[(u64, char)], double_dash: bool) -> Option<String> {
+    let mut out = String::with_capacity(body.len() + map.len() * 2);
+    let mut rest = body;
+    let mut pos = 0u64;
+    for &(at, c) in map {
+        while pos < at {
+            let ch = rest.chars().next()?;
+            out.push(ch);
+            rest = &rest[ch.len_utf8()..];
+            pos += 1;
+        }
+        let fold = profile::fold_char(c)?;
+        let dash = fold == "-" && double_dash;
+        let taken = if rest.starts_with(c) {
+            c.len_utf8()
+        } else if dash && rest.starts_with("--") {
+            2
+        } else if rest.starts_with(fold) {
+            fold.len()
+        } else {
+            return None;
+        };
+        out.push(c);
+        rest = &rest[taken..];
+        pos += 1;
+    }
+    out.push_str(rest);
+    Some(out)
+}
+
+/// For each slot of causes the profiles point to, its variants (one is chosen at most).
+fn candidate_slots(s: Option<&TextProfile>, now: &TextProfile, body: &str) -> Vec<Vec<Undo>> {
+    let mut slots: Vec<Vec<Undo>> = Vec::new();
+    let mojibake_possible = s.is_none_or(|s| now.non_ascii > s.non_ascii);
+    if mojibake_possible {
+        let mut variants = Vec::new();
+        for legacy in [Legacy::Cp1252, Legacy::Latin1] {
+            let mut t = body.to_string();
+            for rounds in 1..=3u8 {
+                match unmojibake(&t, legacy) {
+                    Some(next) if next != t => {
+                        variants.push(Undo::Mojibake { legacy, rounds });
+                        t = next;
+                    }
+                    _ => break,
+                }
+            }
+        }
+        if !variants.is_empty() {
+            slots.push(variants);
+        }
+    }
+    match s {
+        Some(s) => {
+            if s.json_style.is_some() && s.json_sha256.is_some() && s.json_sha256 == now.json_sha256
+            {
+                slots.push(vec![Undo::Restyle]);
+            }
+            if now.u_escapes > s.u_escapes {
+                slots.push(vec![Undo::Unescape]);
+            }
+            if s.eol != now.eol && matches!(s.eol, LineEnds::Lf | LineEnds::Crlf | LineEnds::Cr) {
+                slots.push(vec![Undo::LineEnds(s.eol)]);
+            }
+            if s.nfc != now.nfc {
+                slots.push(vec![Undo::Normalize { nfc: s.nfc }]);
+            }
+            if s.trailing_ws_lines > now.trailing_ws_lines && s.trailing_map.is_some() {
+                slots.push(vec![Undo::TrailingWhitespace]);
+            }
+            if s.tabs > now.tabs {
+                slots.push(
+                    [(8, true), (4, true), (2, true), (8, false), (4, false)]
+                        .into_iter()
+                        .map(|(width, leading_only)| Undo::Tabs {
+                            width,
+                            leading_only,
+                        })
+                        .collect(),
+                );
+            }
+            if s.typographic > now.typographic && s.typo_map.is_some() {
+                slots.push(vec![
+                    Undo::Typographic { double_dash: false },
+                    Undo::Typographic { double_dash: true },
+                ]);
+            }
+            if s.final_newline != now.final_newline {
+                slots.push(vec![Undo::FinalNewline {
+                    add: s.final_newline,
+                }]);
+            }
+            if s.bom != now.bom {
+                slots.push(vec![Undo::Bom { add: s.bom }]);
+            }
+        }
+        None => {
+            if now.u_escapes > 0 {
+                slots.push(vec![Undo::Unescape]);
+            }
+            if matches!(now.eol, LineEnds::Crlf | LineEnds::Cr | LineEnds::Mixed) {
+                slots.push(vec![Undo::LineEnds(LineEnds::Lf)]);
+            }
+            if !now.nfc {
+                slots.push(vec![Undo::Normalize { nfc: true }]);
+            }
+            if now.bom {
+                slots.push(vec![Undo::Bom { add: false }]);
+            }
+        }
+    }
+    slots
+}
+
+/// Applies `undos` (in slot order) to the current body; the rebuilt bytes, BOM included.
+fn rebuild(bom: bool, body: &str, undos: &[Undo], s: Option<&TextProfile>) -> Option<Vec<u8>> {
+    let mut w = Work {
+        bom,
+        body: body.to_string(),
+    };
+    for u in undos {
+        w = u.apply(w, s)?;
+    }
+    let mut bytes = Vec::with_capacity(w.body.len() + 3);
+    if w.bom {
+        bytes.extend_from_slice(BOM);
+    }
+    bytes.extend_from_slice(w.body.as_bytes());
+    Some(bytes)
+}
+
+/// Every choice of one variant per slot in `chosen` (indices into `slots`).
+fn variant_combos(slots: &[Vec<Undo>], chosen: &[usize]) -> Vec<Vec<Undo>> {
+    let mut combos = vec![Vec::new()];
+    for &i in chosen {
+        combos = combos
+            .into_iter()
+            .flat_map(|prefix| {
+                slots[i].iter().map(move |&u| {
+                    let mut c = prefix.clone();
+                    c.push(u);
+                    c
+                })
+            })
+            .collect();
+    }
+    combos
+}
+
+/// Searches for the undos that rebuild the sealed digest: the full set of slots first (the
+/// usual case: every difference the profiles show is a cause), then smaller subsets; a match
+/// is then shrunk to the fewest undos that still rebuild it.
+fn search(
+    sealed_digest: &Digest,
+    bom: bool,
+    body: &str,
+    slots: &[Vec<Undo>],
+    s: Option<&TextProfile>,
+) -> Option<(Vec<Undo>, Vec<u8>)> {
+    let n = slots.len();
+    let mut subsets: Vec<u32> = (1u32..(1 << n)).collect();
+    subsets.sort_by_key(|m| std::cmp::Reverse(m.count_ones()));
+    let mut attempts = 0;
+    for mask in subsets {
+        let chosen: Vec<usize> = (0..n).filter(|i| mask & (1 << i) != 0).collect();
+        for combo in variant_combos(slots, &chosen) {
+            attempts += 1;
+            if attempts > MAX_ATTEMPTS {
+                return None;
+            }
+            let Some(bytes) = rebuild(bom, body, &combo, s) else {
+                continue;
+            };
+            if Digest::of(&bytes) == *sealed_digest {
+                return Some(shrink(sealed_digest, bom, body, combo, bytes, s));
+            }
+        }
+    }
+    None
+}
+
+fn shrink(
+    sealed_digest: &Digest,
+    bom: bool,
+    body: &str,
+    mut undos: Vec<Undo>,
+    mut bytes: Vec<u8>,
+    s: Option<&TextProfile>,
+) -> (Vec<Undo>, Vec<u8>) {
+    let mut i = 0;
+    while i < undos.len() && undos.len() > 1 {
+        let mut fewer = undos.clone();
+        fewer.remove(i);
+        match rebuild(bom, body, &fewer, s) {
+            Some(b) if Digest::of(&b) == *sealed_digest => {
+                undos = fewer;
+                bytes = b;
+            }
+            _ => i += 1,
+        }
+    }
+    (undos, bytes)
+}
+
 /// Diagnoses a sealed file whose bytes no longer match; see [`examine`].
 pub fn diagnose(sealed_digest: &Digest, sealed: Option<&Profile>, current: &[u8]) -> Diagnosis {
     examine(sealed_digest, sealed, current).diagnosis
@@ -229,8 +657,9 @@ pub fn diagnose(sealed_digest: &Digest, sealed: Option<&Profile>, current: &[u8]
 /// the diagnosis is proven.
 ///
 /// `sealed_digest` is the manifest's digest; `sealed` the seal record's profile, if any;
-/// `current` the file's bytes now. Subsets of the candidate undos are tried smallest first, so
-/// the causes named are the fewest that rebuild the sealed bytes.
+/// `current` the file's bytes now. The causes tried are those the difference between the
+/// sealed and current profiles points to (without a sealed profile: those the current text
+/// makes plausible); at most [`MAX_ATTEMPTS`] rebuilds are hashed.
 pub fn examine(sealed_digest: &Digest, sealed: Option<&Profile>, current: &[u8]) -> Finding {
     if current.len() as u64 > DIAGNOSE_LIMIT {
         return too_large(current.len() as u64).into();
@@ -255,41 +684,79 @@ pub fn examine(sealed_digest: &Digest, sealed: Option<&Profile>, current: &[u8])
         };
         return Diagnosis::new(proof, vec![], summary.into()).into();
     };
+    let (bom, body) = match text.strip_prefix('\u{FEFF}') {
+        Some(rest) => (true, rest),
+        None => (false, text),
+    };
+    let slots = candidate_slots(sealed_text, now, body);
 
-    let undos = candidate_undos(sealed_text, now);
-    for size in 1..=undos.len() {
-        for mask in 0u32..(1 << undos.len()) {
-            if mask.count_ones() as usize != size {
-                continue;
-            }
-            let chosen: Vec<Undo> = (0..undos.len())
-                .filter(|i| mask & (1 << i) != 0)
-                .map(|i| undos[i])
-                .collect();
-            let rebuilt = chosen.iter().fold(text.to_string(), |t, u| u.apply(&t));
-            if Digest::of(rebuilt.as_bytes()) == *sealed_digest {
-                let causes: Vec<Cause> = chosen.iter().map(|u| u.cause(now)).collect();
-                let names: Vec<String> = causes.iter().map(|c| c.code.to_string()).collect();
-                let summary = format!(
-                    "undoing {} on the current bytes gives back the sealed SHA-256 exactly",
-                    names.join(" + ")
-                );
-                return Finding {
-                    diagnosis: Diagnosis::new(Proof::Proven, causes, summary),
-                    rebuilt: Some(rebuilt.into_bytes()),
-                };
-            }
-        }
+    if let Some((undos, bytes)) = search(sealed_digest, bom, body, &slots, sealed_text) {
+        let causes: Vec<Cause> = undos.iter().map(|u| u.cause(sealed_text, now)).collect();
+        let names: Vec<String> = causes.iter().map(|c| c.code.to_string()).collect();
+        let summary = format!(
+            "undoing {} on the current bytes gives back the sealed SHA-256 exactly",
+            names.join(" + ")
+        );
+        return Finding {
+            diagnosis: Diagnosis::new(Proof::Proven, causes, summary),
+            rebuilt: Some(bytes),
+        };
     }
 
     let Some(s) = sealed_text else {
         let summary = "no seal profile for this file (sealed by another tool?) and no simple undo rebuilds it";
         return Diagnosis::new(Proof::NotTried, vec![], summary.into()).into();
     };
-    if s.norm_sha256 == now.norm_sha256 {
-        let causes = observed_causes(s, now);
+    // Best effort: every applicable undo's first variant. Mojibake must be undone before a
+    // normalized digest can match; the rest the normalized form absorbs anyway.
+    let mut best = Work {
+        bom,
+        body: body.to_string(),
+    };
+    let mut applied = Vec::new();
+    for slot in &slots {
+        let u = slot[0];
+        let before = std::mem::take(&mut best.body);
+        match u.apply(
+            Work {
+                bom: best.bom,
+                body: before.clone(),
+            },
+            sealed_text,
+        ) {
+            Some(w) => {
+                best = w;
+                applied.push(u);
+            }
+            None => best.body = before,
+        }
+    }
+    let unmojibaked = applied
+        .iter()
+        .find(|u| matches!(u, Undo::Mojibake { .. }))
+        .copied();
+    let json_value = crate::json::parse(&best.body);
+    let json_equal = s.json_sha256.is_some()
+        && json_value.as_ref().map(crate::json::canonical_digest) == s.json_sha256;
+    let norm_equal = Digest::of(profile::normalize(&best.body).as_bytes()) == s.norm_sha256;
+    if norm_equal || json_equal {
+        let mut causes = observed_causes(s, now);
+        if let Some(u) = unmojibaked {
+            causes.insert(0, u.cause(sealed_text, now));
+        }
+        if json_equal && !norm_equal {
+            causes.push(Cause {
+                code: RejectCode::DriftJsonReformat,
+                detail: "JSON re-serialized: the canonical JSON digest sealed at build time matches (same value)"
+                    .into(),
+            });
+        }
+        causes.sort_by_key(|c| c.code);
+        causes.dedup_by(|a, b| a.code == b.code);
         let summary = if causes.is_empty() {
             "same text up to whitespace; the exact sealed bytes cannot be rebuilt"
+        } else if json_equal && !norm_equal {
+            "same JSON value (canonical digest matches); the exact sealed bytes cannot be rebuilt"
         } else {
             "same text up to these cosmetic causes (normalized digest matches); the exact sealed bytes cannot be rebuilt"
         };
@@ -309,35 +776,87 @@ pub fn too_large(len: u64) -> Diagnosis {
 
 /// Causes visible in the profile differences, for a consistent diagnosis.
 fn observed_causes(s: &TextProfile, now: &TextProfile) -> Vec<Cause> {
-    let mut causes: Vec<Cause> = candidate_undos(Some(s), now)
-        .into_iter()
-        .map(|u| u.cause(now))
-        .collect();
-    if s.eol != now.eol && !causes.iter().any(|c| c.code == RejectCode::DriftCrlf) {
-        causes.push(Cause {
-            code: RejectCode::DriftCrlf,
-            detail: format!("line ends {} -> {}", eol_name(s.eol), eol_name(now.eol)),
-        });
+    let mut causes = Vec::new();
+    let mut add = |code, detail: String| causes.push(Cause { code, detail });
+    if s.bom != now.bom {
+        add(
+            RejectCode::DriftBom,
+            if now.bom {
+                "UTF-8 BOM added".into()
+            } else {
+                "UTF-8 BOM removed".into()
+            },
+        );
+    }
+    if s.eol != now.eol && now.eol != LineEnds::None {
+        add(
+            RejectCode::DriftCrlf,
+            format!("line ends {} -> {}", eol_name(s.eol), eol_name(now.eol)),
+        );
+    }
+    if s.final_newline != now.final_newline {
+        add(
+            RejectCode::DriftFinalNewline,
+            if now.final_newline {
+                "final newline added".into()
+            } else {
+                "final newline removed".into()
+            },
+        );
+    }
+    if now.trailing_ws_lines < s.trailing_ws_lines {
+        add(
+            RejectCode::DriftTrailingWhitespace,
+            format!(
+                "trailing whitespace stripped: {} lines had some, {} now",
+                s.trailing_ws_lines, now.trailing_ws_lines
+            ),
+        );
+    }
+    if now.tabs < s.tabs {
+        add(
+            RejectCode::DriftTabs,
+            format!(
+                "tabs expanded to spaces: {} sealed, {} now",
+                s.tabs, now.tabs
+            ),
+        );
+    }
+    if s.nfc != now.nfc {
+        add(
+            RejectCode::DriftUnicodeNormalization,
+            format!(
+                "Unicode normalization {}",
+                if now.nfc { "NFD -> NFC" } else { "NFC -> NFD" }
+            ),
+        );
     }
     if now.typographic < s.typographic {
-        causes.push(Cause {
-            code: RejectCode::DriftUnicode,
-            detail: format!(
+        add(
+            RejectCode::DriftUnicode,
+            format!(
                 "typographic characters folded to ASCII: {} sealed (em-dash, curly quotes, ellipsis, ...), {} now",
                 s.typographic, now.typographic
             ),
-        });
+        );
     } else if now.typographic > s.typographic {
-        causes.push(Cause {
-            code: RejectCode::DriftUnicode,
-            detail: format!(
+        add(
+            RejectCode::DriftUnicode,
+            format!(
                 "ASCII turned typographic (smart punctuation): {} typographic characters sealed, {} now",
                 s.typographic, now.typographic
             ),
-        });
+        );
     }
-    causes.sort_by_key(|c| c.code);
-    causes.dedup_by(|a, b| a.code == b.code && a.detail == b.detail);
+    if now.u_escapes > s.u_escapes {
+        add(
+            RejectCode::DriftJsonAsciiEscape,
+            format!(
+                "JSON re-encoded with ensure_ascii: {} \\uXXXX escapes sealed, {} now",
+                s.u_escapes, now.u_escapes
+            ),
+        );
+    }
     causes
 }
 
@@ -362,6 +881,8 @@ fn content_summary(s: &TextProfile, now: &TextProfile) -> String {
         } else {
             "now parses as JSON".into()
         });
+    } else if s.json && s.json_sha256.is_some() && s.json_sha256 != now.json_sha256 {
+        moved.push("the JSON value changed".into());
     }
     if !moved.is_empty() {
         let _ = write!(out, " ({})", moved.join("; "));
@@ -374,11 +895,80 @@ pub fn add_bom(bytes: &[u8]) -> Vec<u8> {
     [BOM, bytes].concat()
 }
 
+/// Drift made the way real tools make it, for the self-test and tests. Each function is the
+/// forward transformation whose undo [`examine`] looks for.
+pub mod make {
+    use unicode_normalization::UnicodeNormalization;
+
+    /// Reads UTF-8 bytes as Windows-1252 (what a legacy editor or a mis-declared web form does)
+    /// and returns the text that is then saved as UTF-8: one round of mojibake.
+    pub fn mojibake_cp1252(text: &str) -> String {
+        encoding_rs::WINDOWS_1252
+            .decode_without_bom_handling(text.as_bytes())
+            .0
+            .into_owned()
+    }
+
+    /// Python `unicodedata.normalize('NFD', text)`.
+    pub fn nfd(text: &str) -> String {
+        text.nfd().collect()
+    }
+
+    /// `git` with `core.autocrlf=true` on checkout: LF to CRLF.
+    pub fn crlf(text: &str) -> String {
+        text.replace("\r\n", "\n").replace('\n', "\r\n")
+    }
+
+    /// An editor's "strip trailing whitespace on save".
+    pub fn strip_trailing(text: &str) -> String {
+        text.split('\n')
+            .map(|l| match l.strip_suffix('\r') {
+                Some(c) => format!("{}\r", c.trim_end_matches([' ', '\t'])),
+                None => l.trim_end_matches([' ', '\t']).to_string(),
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// GNU `expand --tabs=WIDTH`: every tab to spaces up to the next tab stop.
+    pub fn expand(text: &str, width: usize) -> String {
+        let mut out = String::with_capacity(text.len());
+        let mut col = 0;
+        for c in text.chars() {
+            match c {
+                '\t' => {
+                    let n = width - col % width;
+                    out.extend(std::iter::repeat_n(' ', n));
+                    col += n;
+                }
+                '\n' => {
+                    out.push(c);
+                    col = 0;
+                }
+                _ => {
+                    out.push(c);
+                    col += 1;
+                }
+            }
+        }
+        out
+    }
+
+    /// Removes one final newline, as editors set not to end files with one do.
+    pub fn drop_final_newline(text: &str) -> String {
+        text.strip_suffix("\r\n")
+            .or_else(|| text.strip_suffix('\n'))
+            .unwrap_or(text)
+            .to_string()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    const DOC: &str = "Plan — R2 “gate”\nTiếng Việt: không chạm production…\n";
+    const DOC: &str =
+        "Plan — R2 “gate”\nTiếng Việt: không chạm production…\n\tindented line  \nend\n";
     const JSON: &str = "{\n  \"note\": \"em — dash, Việt\",\n  \"n\": 1\n}\n";
 
     fn sealed(text: &str) -> (Digest, Profile) {
@@ -387,104 +977,227 @@ mod tests {
 
     fn diag(original: &str, now: &[u8]) -> Diagnosis {
         let (d, p) = sealed(original);
-        diagnose(&d, Some(&p), now)
+        let f = examine(&d, Some(&p), now);
+        if f.diagnosis.proof == Proof::Proven {
+            assert_eq!(
+                f.rebuilt.as_deref(),
+                Some(original.as_bytes()),
+                "rebuilt bytes differ"
+            );
+        }
+        f.diagnosis
+    }
+
+    fn proven(original: &str, now: &[u8], mut want: Vec<RejectCode>) {
+        let d = diag(original, now);
+        let mut got = d.codes();
+        got.sort();
+        want.sort();
+        assert_eq!((d.proof, got), (Proof::Proven, want), "{}", d.render(""));
     }
 
     #[test]
-    fn bom_is_proven() {
-        let d = diag(DOC, &add_bom(DOC.as_bytes()));
-        assert_eq!(
-            (d.proof, d.codes()),
-            (Proof::Proven, vec![RejectCode::DriftBom])
+    fn bom_added_and_removed_are_proven() {
+        proven(DOC, &add_bom(DOC.as_bytes()), vec![RejectCode::DriftBom]);
+        let with_bom = format!("\u{FEFF}{DOC}");
+        proven(&with_bom, DOC.as_bytes(), vec![RejectCode::DriftBom]);
+    }
+
+    #[test]
+    fn line_ends_are_proven_every_way() {
+        proven(DOC, make::crlf(DOC).as_bytes(), vec![RejectCode::DriftCrlf]);
+        proven(
+            &make::crlf(DOC),
+            DOC.as_bytes(),
+            vec![RejectCode::DriftCrlf],
+        );
+        proven(
+            DOC,
+            DOC.replace('\n', "\r").as_bytes(),
+            vec![RejectCode::DriftCrlf],
         );
     }
 
     #[test]
-    fn proven_findings_rebuild_the_sealed_bytes() {
-        let (digest, profile) = sealed(JSON);
-        let now = add_bom(
-            profile::escape_non_ascii(JSON)
-                .replace('\n', "\r\n")
-                .as_bytes(),
+    fn final_newline_is_proven_both_ways() {
+        proven(
+            DOC,
+            make::drop_final_newline(DOC).as_bytes(),
+            vec![RejectCode::DriftFinalNewline],
         );
-        let f = examine(&digest, Some(&profile), &now);
-        assert_eq!(f.diagnosis.proof, Proof::Proven);
-        assert_eq!(f.rebuilt.as_deref(), Some(JSON.as_bytes()));
-        let f = examine(&digest, Some(&profile), JSON.replace('1', "2").as_bytes());
-        assert!(f.rebuilt.is_none());
+        let bare = make::drop_final_newline(DOC);
+        proven(&bare, DOC.as_bytes(), vec![RejectCode::DriftFinalNewline]);
     }
 
     #[test]
-    fn removed_bom_is_proven() {
-        let original = format!("\u{FEFF}{DOC}");
-        let d = diag(&original, DOC.as_bytes());
-        assert_eq!(
-            (d.proof, d.codes()),
-            (Proof::Proven, vec![RejectCode::DriftBom])
-        );
-        assert!(d.causes[0].detail.contains("removed"));
-    }
-
-    #[test]
-    fn crlf_is_proven_both_ways() {
-        let crlf = DOC.replace('\n', "\r\n");
-        let d = diag(DOC, crlf.as_bytes());
-        assert_eq!(
-            (d.proof, d.codes()),
-            (Proof::Proven, vec![RejectCode::DriftCrlf])
-        );
-        let d = diag(&crlf, DOC.as_bytes());
-        assert_eq!(
-            (d.proof, d.codes()),
-            (Proof::Proven, vec![RejectCode::DriftCrlf])
+    fn trailing_whitespace_strip_is_proven() {
+        proven(
+            DOC,
+            make::strip_trailing(DOC).as_bytes(),
+            vec![RejectCode::DriftTrailingWhitespace],
         );
     }
 
     #[test]
-    fn bom_plus_crlf_is_proven_as_both() {
-        let now = add_bom(DOC.replace('\n', "\r\n").as_bytes());
-        let d = diag(DOC, &now);
-        assert_eq!(d.proof, Proof::Proven);
-        assert_eq!(d.codes(), vec![RejectCode::DriftCrlf, RejectCode::DriftBom]);
-    }
-
-    #[test]
-    fn ensure_ascii_is_proven() {
-        let d = diag(JSON, profile::escape_non_ascii(JSON).as_bytes());
-        assert_eq!(
-            (d.proof, d.codes()),
-            (Proof::Proven, vec![RejectCode::DriftJsonAsciiEscape])
+    fn tab_expansion_is_proven() {
+        proven(
+            DOC,
+            make::expand(DOC, 8).as_bytes(),
+            vec![RejectCode::DriftTabs],
+        );
+        let code = "fn main() {\n\tlet x = 1;\n\t\tnested();\n}\n";
+        proven(
+            code,
+            make::expand(code, 4).as_bytes(),
+            vec![RejectCode::DriftTabs],
         );
     }
 
     #[test]
-    fn nfd_is_proven() {
-        let nfd: String = DOC.nfd().collect();
-        let d = diag(DOC, nfd.as_bytes());
-        assert_eq!(
-            (d.proof, d.codes()),
-            (Proof::Proven, vec![RejectCode::DriftUnicode])
+    fn nfd_is_proven_as_normalization() {
+        proven(
+            DOC,
+            make::nfd(DOC).as_bytes(),
+            vec![RejectCode::DriftUnicodeNormalization],
         );
     }
 
     #[test]
-    fn em_dash_fold_is_consistent() {
-        let d = diag(DOC, DOC.replace('—', "-").as_bytes());
+    fn typographic_fold_is_proven_with_the_map() {
+        proven(
+            DOC,
+            profile::fold_typographic(DOC).as_bytes(),
+            vec![RejectCode::DriftUnicode],
+        );
+        proven(
+            DOC,
+            DOC.replace('—', "--").as_bytes(),
+            vec![RejectCode::DriftUnicode],
+        );
+        // Only some folded (sed on em-dashes alone).
+        proven(
+            DOC,
+            DOC.replace('—', "-").as_bytes(),
+            vec![RejectCode::DriftUnicode],
+        );
+    }
+
+    #[test]
+    fn typographic_fold_without_a_map_is_consistent() {
+        let (d, p) = sealed(DOC);
+        let Profile::Text(mut t) = p else { panic!() };
+        t.typo_map = None;
+        let d = diagnose(
+            &d,
+            Some(&Profile::Text(t)),
+            DOC.replace('—', "-").as_bytes(),
+        );
         assert_eq!(
             (d.proof, d.codes()),
             (Proof::Consistent, vec![RejectCode::DriftUnicode])
         );
-        assert!(d.causes[0].detail.contains("1 now") || d.causes[0].detail.contains("folded"));
     }
 
     #[test]
-    fn fold_plus_crlf_is_consistent_with_both() {
-        let now = profile::fold_typographic(DOC).replace('\n', "\r\n");
-        let d = diag(DOC, now.as_bytes());
-        assert_eq!(d.proof, Proof::Consistent);
+    fn ensure_ascii_is_proven() {
+        proven(
+            JSON,
+            profile::escape_non_ascii(JSON).as_bytes(),
+            vec![RejectCode::DriftJsonAsciiEscape],
+        );
+    }
+
+    #[test]
+    fn mojibake_is_proven_once_and_twice() {
+        proven(
+            DOC,
+            make::mojibake_cp1252(DOC).as_bytes(),
+            vec![RejectCode::DriftMojibake],
+        );
+        let twice = make::mojibake_cp1252(&make::mojibake_cp1252(DOC));
+        let d = diag(DOC, twice.as_bytes());
         assert_eq!(
-            d.codes(),
-            vec![RejectCode::DriftCrlf, RejectCode::DriftUnicode]
+            (d.proof, d.codes()),
+            (Proof::Proven, vec![RejectCode::DriftMojibake])
+        );
+        assert!(d.causes[0].detail.contains("2 times"), "{}", d.render(""));
+    }
+
+    #[test]
+    fn json_reformat_is_proven_when_the_style_is_known() {
+        let value = crate::json::parse(JSON).unwrap();
+        let style = crate::json::Style {
+            indent: crate::json::Indent::Spaces(4),
+            space_after_comma: false,
+            space_after_colon: true,
+            sorted_keys: false,
+            ensure_ascii: true,
+            final_newline: false,
+        };
+        let reformatted = crate::json::render(&value, &style);
+        proven(
+            JSON,
+            reformatted.as_bytes(),
+            vec![RejectCode::DriftJsonReformat],
+        );
+        // Sorting keys loses the original order, which the seal does not keep: same value,
+        // but only consistent.
+        let sorted = crate::json::render(
+            &value,
+            &crate::json::Style {
+                sorted_keys: true,
+                ..style
+            },
+        );
+        let d = diag(JSON, sorted.as_bytes());
+        assert_eq!(d.proof, Proof::Consistent, "{}", d.render(""));
+        assert!(d.codes().contains(&RejectCode::DriftJsonReformat));
+    }
+
+    #[test]
+    fn json_reformat_of_an_unknown_style_is_consistent() {
+        let original = "{ \"n\" : 1 ,\n \"note\" : \"Việt\" }\n";
+        let now = "{\"note\": \"Vi\\u1ec7t\", \"n\": 1}";
+        let d = diag(original, now.as_bytes());
+        assert_eq!(d.proof, Proof::Consistent, "{}", d.render(""));
+        assert!(
+            d.codes().contains(&RejectCode::DriftJsonReformat),
+            "{}",
+            d.render("")
+        );
+    }
+
+    #[test]
+    fn three_causes_at_once_are_proven() {
+        let now = add_bom(make::crlf(&profile::fold_typographic(DOC)).as_bytes());
+        proven(
+            DOC,
+            &now,
+            vec![
+                RejectCode::DriftBom,
+                RejectCode::DriftCrlf,
+                RejectCode::DriftUnicode,
+            ],
+        );
+        let now = make::drop_final_newline(&make::crlf(&make::nfd(DOC)));
+        proven(
+            DOC,
+            now.as_bytes(),
+            vec![
+                RejectCode::DriftCrlf,
+                RejectCode::DriftFinalNewline,
+                RejectCode::DriftUnicodeNormalization,
+            ],
+        );
+        let json_now = add_bom(make::crlf(&profile::escape_non_ascii(JSON)).as_bytes());
+        proven(
+            JSON,
+            &json_now,
+            vec![
+                RejectCode::DriftBom,
+                RejectCode::DriftCrlf,
+                RejectCode::DriftJsonAsciiEscape,
+            ],
         );
     }
 
@@ -493,33 +1206,52 @@ mod tests {
         let d = diag(JSON, JSON.replace("\"n\": 1", "\"n\": 2").as_bytes());
         assert_eq!(d.proof, Proof::ContentChanged);
         assert!(d.causes.is_empty());
-        let d = diag(DOC, DOC.lines().next().unwrap().as_bytes());
+        assert!(d.summary.contains("JSON value changed"), "{}", d.summary);
+        let deleted: String = DOC.lines().skip(1).map(|l| format!("{l}\n")).collect();
+        let d = diag(DOC, deleted.as_bytes());
         assert_eq!(d.proof, Proof::ContentChanged);
-        assert!(d.summary.contains("lines 2 -> 1"), "{}", d.summary);
-        // A content edit hidden under a BOM is still a content change.
-        let d = diag(DOC, &add_bom(DOC.replace("R2", "R3").as_bytes()));
+        assert!(d.summary.contains("lines 4 -> 3"), "{}", d.summary);
+        // A content edit hidden under cosmetic drift is still a content change.
+        let d = diag(
+            DOC,
+            &add_bom(make::crlf(&DOC.replace("R2", "R3")).as_bytes()),
+        );
+        assert_eq!(d.proof, Proof::ContentChanged);
+        let d = diag(
+            DOC,
+            profile::fold_typographic(&DOC.replace("gate", "gale")).as_bytes(),
+        );
         assert_eq!(d.proof, Proof::ContentChanged);
     }
 
     #[test]
     fn without_seal_profile_simple_undos_still_prove() {
         let digest = Digest::of(DOC.as_bytes());
-        let now = add_bom(DOC.replace('\n', "\r\n").as_bytes());
-        let d = diagnose(&digest, None, &now);
-        assert_eq!(d.proof, Proof::Proven);
-        let d = diagnose(&digest, None, b"other");
-        assert_eq!(d.proof, Proof::NotTried);
+        let now = add_bom(make::crlf(DOC).as_bytes());
+        let f = examine(&digest, None, &now);
+        assert_eq!(f.diagnosis.proof, Proof::Proven);
+        assert_eq!(f.rebuilt.as_deref(), Some(DOC.as_bytes()));
+        assert_eq!(diagnose(&digest, None, b"other").proof, Proof::NotTried);
     }
 
     #[test]
-    fn binary_changes_are_content_changes() {
+    fn binary_and_oversized_are_not_cosmetic() {
         let d = diagnose(
             &Digest::of(b"\xff\x00"),
             Some(&Profile::Binary),
             b"\xff\x01",
         );
         assert_eq!(d.proof, Proof::ContentChanged);
-        let d = diag(DOC, b"\xff\xfe");
-        assert_eq!(d.proof, Proof::ContentChanged);
+        assert_eq!(diag(DOC, b"\xff\xfe").proof, Proof::ContentChanged);
+        assert_eq!(too_large(DIAGNOSE_LIMIT + 1).proof, Proof::NotTried);
+    }
+
+    #[test]
+    fn unexpand_inverts_expand_for_indentation() {
+        let text = "\tone\n\t\ttwo  three\n  \tfour\n";
+        assert_eq!(
+            unexpand(&make::expand(text, 8), 8, true),
+            text.replace("  \t", "\t")
+        );
     }
 }

@@ -10,6 +10,7 @@
 
 pub mod digest;
 pub mod drift;
+pub mod json;
 pub mod manifest;
 pub mod pin;
 pub mod profile;

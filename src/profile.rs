@@ -69,6 +69,95 @@ pub struct TextProfile {
     pub u_escapes: u64,
     /// SHA-256 of the text's normalized form [`normalize`] (`norm/1`).
     pub norm_sha256: Digest,
+    /// For JSON: SHA-256 of the canonical form ([`crate::json::canonical`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub json_sha256: Option<Digest>,
+    /// For JSON whose bytes are exactly what a known serializer style renders.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub json_style: Option<crate::json::Style>,
+    /// Where the typographic characters stand ([`TypoMap`]), when there are at most
+    /// [`MAP_LIMIT`]: enough to undo a fold to ASCII exactly.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub typo_map: Option<String>,
+    /// Trailing whitespace per line ([`TrailingMap`]), when at most [`MAP_LIMIT`] lines have
+    /// some: enough to undo stripping it exactly.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trailing_map: Option<TrailingMap>,
+}
+
+/// Most entries a typographic or trailing-whitespace map holds; a text with more gets no map
+/// (its fold or strip can then be shown consistent, not proven), so the seal record stays small.
+pub const MAP_LIMIT: usize = 4096;
+
+/// Typographic characters and their places, as a compact string: for each typographic
+/// character in order, the number of characters since the previous one ended (in decimal),
+/// then the character itself. `"12—3“5”"`: `—` at character 12 of the text (BOM not
+/// counted), `“` at 16, `”` at 22.
+pub struct TypoMap;
+
+impl TypoMap {
+    /// The map of `body`, or `None` above [`MAP_LIMIT`] entries or with none.
+    pub fn of(body: &str) -> Option<String> {
+        let mut out = String::new();
+        let (mut since, mut n) = (0u64, 0usize);
+        for c in body.chars() {
+            if fold_char(c).is_some() {
+                n += 1;
+                if n > MAP_LIMIT {
+                    return None;
+                }
+                out.push_str(&since.to_string());
+                out.push(c);
+                since = 0;
+            } else {
+                since += 1;
+            }
+        }
+        (n > 0).then_some(out)
+    }
+
+    /// Parses a map into (character index, character) pairs; `None` if malformed.
+    pub fn parse(map: &str) -> Option<Vec<(u64, char)>> {
+        let mut out = Vec::new();
+        let (mut pos, mut num, mut digits) = (0u64, 0u64, false);
+        for c in map.chars() {
+            if let Some(d) = c.to_digit(10) {
+                num = num.checked_mul(10)?.checked_add(u64::from(d))?;
+                digits = true;
+            } else {
+                if !digits || fold_char(c).is_none() {
+                    return None;
+                }
+                pos = pos.checked_add(num)?;
+                out.push((pos, c));
+                pos += 1;
+                num = 0;
+                digits = false;
+            }
+        }
+        (!digits).then_some(out)
+    }
+}
+
+/// Trailing whitespace per line: `[[line delta, whitespace], ...]`, the line delta counted
+/// from the previous entry's line (the first from line 0), lines split at `\n`.
+pub type TrailingMap = Vec<(u64, String)>;
+
+fn trailing_map(body: &str) -> Option<TrailingMap> {
+    let mut out = Vec::new();
+    let mut last = 0u64;
+    for (i, line) in body.split('\n').enumerate() {
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        let ws = &line[line.trim_end_matches([' ', '\t']).len()..];
+        if !ws.is_empty() {
+            if out.len() == MAP_LIMIT {
+                return None;
+            }
+            out.push((i as u64 - last, ws.to_string()));
+            last = i as u64;
+        }
+    }
+    (!out.is_empty()).then_some(out)
 }
 
 impl Profile {
@@ -123,7 +212,8 @@ impl TextProfile {
             .split(['\n', '\r'])
             .filter(|l| l.ends_with([' ', '\t']))
             .count() as u64;
-        let json = serde_json::from_str::<serde::de::IgnoredAny>(body).is_ok();
+        let value = crate::json::parse(body);
+        let json = value.is_some();
         TextProfile {
             bom,
             eol,
@@ -137,6 +227,12 @@ impl TextProfile {
             json,
             u_escapes: count_u_escapes(body),
             norm_sha256: Digest::of(normalize_body(body, json).as_bytes()),
+            json_sha256: value.as_ref().map(crate::json::canonical_digest),
+            json_style: value
+                .as_ref()
+                .and_then(|v| crate::json::detect_style(v, body)),
+            typo_map: TypoMap::of(body),
+            trailing_map: trailing_map(body),
         }
     }
 }

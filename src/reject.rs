@@ -41,6 +41,10 @@ pub enum RejectCode {
     FileMissing,
     /// A regular file on disk that the manifest does not list.
     FileUnsealed,
+    /// A sealed file is missing, and a file whose name differs from it only by Unicode
+    /// normalization (NFC/NFD) or letter case stands in its place; diagnosed with
+    /// `DRIFT_PATH_NORMALIZATION` instead of a missing file plus an unsealed one.
+    FileRenamed,
     /// A file that exists but could not be read (permissions, I/O error).
     FileUnreadable,
     /// A symlink, socket, device or fifo, a non-UTF-8 name, a name with a control character or
@@ -55,11 +59,32 @@ pub enum RejectCode {
     DriftBom,
     /// Line ends changed between LF, CRLF and lone CR.
     DriftCrlf,
-    /// Typographic characters (em-dash, en-dash, curly quotes, ellipsis, non-breaking space)
-    /// were folded to ASCII, or the text's Unicode normalization (NFC/NFD) changed.
+    /// Typographic characters (em-dash, en-dash, curly quotes, ellipsis, non-breaking space,
+    /// arrows) were folded to ASCII, or ASCII turned typographic. (Normalization changes have
+    /// their own code, `DRIFT_UNICODE_NORMALIZATION`.)
     DriftUnicode,
     /// JSON re-encoded with `ensure_ascii`: non-ASCII characters became `\uXXXX` escapes.
     DriftJsonAsciiEscape,
+    /// The final newline was added or removed.
+    DriftFinalNewline,
+    /// Trailing spaces or tabs were stripped from lines.
+    DriftTrailingWhitespace,
+    /// Tabs were expanded to spaces.
+    DriftTabs,
+    /// The text's Unicode normalization form changed (NFC to NFD or back).
+    DriftUnicodeNormalization,
+    /// UTF-8 was decoded as Windows-1252 or Latin-1 and encoded again, once or more
+    /// (`Ã©` for `é`, `â€”` for `—`).
+    DriftMojibake,
+    /// JSON with an equal value but other whitespace, indentation or key order.
+    DriftJsonReformat,
+    /// A file name changed only by Unicode normalization or letter case.
+    DriftPathNormalization,
+
+    // Restore.
+    /// `packet restore` would not write a file whose original bytes it could not rebuild and
+    /// check against the seal.
+    RestoreRefused,
 
     // Rollback evidence.
     /// A rollback-evidence document is not JSON, not an object, or has no `entries` array.
@@ -92,6 +117,7 @@ impl RejectCode {
         RejectCode::ByteLengthMismatch,
         RejectCode::FileMissing,
         RejectCode::FileUnsealed,
+        RejectCode::FileRenamed,
         RejectCode::FileUnreadable,
         RejectCode::PathRejected,
         RejectCode::BuildRefused,
@@ -99,6 +125,14 @@ impl RejectCode {
         RejectCode::DriftCrlf,
         RejectCode::DriftUnicode,
         RejectCode::DriftJsonAsciiEscape,
+        RejectCode::DriftFinalNewline,
+        RejectCode::DriftTrailingWhitespace,
+        RejectCode::DriftTabs,
+        RejectCode::DriftUnicodeNormalization,
+        RejectCode::DriftMojibake,
+        RejectCode::DriftJsonReformat,
+        RejectCode::DriftPathNormalization,
+        RejectCode::RestoreRefused,
         RejectCode::RollbackEvidenceMalformed,
         RejectCode::RollbackNoEntries,
         RejectCode::RollbackEntryMalformed,
@@ -121,6 +155,7 @@ impl RejectCode {
             RejectCode::ByteLengthMismatch => "BYTE_LENGTH_MISMATCH",
             RejectCode::FileMissing => "FILE_MISSING",
             RejectCode::FileUnsealed => "FILE_UNSEALED",
+            RejectCode::FileRenamed => "FILE_RENAMED",
             RejectCode::FileUnreadable => "FILE_UNREADABLE",
             RejectCode::PathRejected => "PATH_REJECTED",
             RejectCode::BuildRefused => "BUILD_REFUSED",
@@ -128,6 +163,14 @@ impl RejectCode {
             RejectCode::DriftCrlf => "DRIFT_CRLF",
             RejectCode::DriftUnicode => "DRIFT_UNICODE",
             RejectCode::DriftJsonAsciiEscape => "DRIFT_JSON_ASCII_ESCAPE",
+            RejectCode::DriftFinalNewline => "DRIFT_FINAL_NEWLINE",
+            RejectCode::DriftTrailingWhitespace => "DRIFT_TRAILING_WHITESPACE",
+            RejectCode::DriftTabs => "DRIFT_TABS",
+            RejectCode::DriftUnicodeNormalization => "DRIFT_UNICODE_NORMALIZATION",
+            RejectCode::DriftMojibake => "DRIFT_MOJIBAKE",
+            RejectCode::DriftJsonReformat => "DRIFT_JSON_REFORMAT",
+            RejectCode::DriftPathNormalization => "DRIFT_PATH_NORMALIZATION",
+            RejectCode::RestoreRefused => "RESTORE_REFUSED",
             RejectCode::RollbackEvidenceMalformed => "ROLLBACK_EVIDENCE_MALFORMED",
             RejectCode::RollbackNoEntries => "ROLLBACK_NO_ENTRIES",
             RejectCode::RollbackEntryMalformed => "ROLLBACK_ENTRY_MALFORMED",

@@ -403,7 +403,7 @@ fn drift_crlf_from_a_windows_checkout_is_proven() {
 }
 
 #[test]
-fn drift_em_dash_folded_by_sed_is_named() {
+fn drift_em_dash_folded_by_sed_is_proven() {
     let (_tmp, out) = sealed();
     run_ok(
         process::Command::new("sed")
@@ -415,7 +415,7 @@ fn drift_em_dash_folded_by_sed_is_named() {
         "BYTE_LENGTH_MISMATCH",
         DOC,
         Some("DRIFT_UNICODE"),
-        Some("consistent"),
+        Some("proven"),
     );
     assert!(
         r["message"]
@@ -438,7 +438,7 @@ fn drift_nfd_by_python_unicodedata_is_proven() {
         &out,
         "BYTE_LENGTH_MISMATCH",
         DOC,
-        Some("DRIFT_UNICODE"),
+        Some("DRIFT_UNICODE_NORMALIZATION"),
         Some("proven"),
     );
 }
@@ -865,4 +865,46 @@ fn selftest_runs_anywhere() {
     let report: Value = serde_json::from_slice(&json.stdout).unwrap();
     assert_eq!(report["control_accepted"], true);
     assert_eq!(report["probes"].as_array().unwrap().len(), 14);
+}
+
+#[test]
+fn packets_sealed_before_drift_forensics_still_verify() {
+    // Byte-exact copies of the packets as the first version sealed them (SEAL.json without
+    // the typographic map, trailing-whitespace map or JSON fields).
+    for (name, tree) in [
+        (
+            "reference-docs",
+            "10f6918a2842c359de34324361a9a94510d5532949a96f76aca4fbab7a5daf42",
+        ),
+        (
+            "sqlite-rollback-rehearsal",
+            "16eebec18c2f3450d742755f510cfc0ab2126cd49f21431550d9223c17358232",
+        ),
+    ] {
+        let dir = repo().join("tests/data/legacy-seal").join(name);
+        let (status, text, _) = verify(&dir, &["--expect-tree", tree]);
+        assert_eq!(status, 0, "{name}: {text}");
+    }
+    // Drift in an old packet is still diagnosed from its older profile.
+    let tmp = tempfile::tempdir().unwrap();
+    let old = tmp.path().join("old");
+    run_ok(
+        process::Command::new("cp")
+            .arg("-a")
+            .arg(repo().join("tests/data/legacy-seal/reference-docs"))
+            .arg(&old),
+    );
+    writable(&old.join(DOC));
+    run_ok(
+        process::Command::new("sed")
+            .args(["-i", "s/—/-/g"])
+            .arg(old.join(DOC)),
+    );
+    assert_rejected(
+        &old,
+        "BYTE_LENGTH_MISMATCH",
+        DOC,
+        Some("DRIFT_UNICODE"),
+        Some("consistent"),
+    );
 }
