@@ -392,10 +392,10 @@ fn restore_trailing(body: &str, map: &profile::TrailingMap) -> String {
             None => (l, ""),
         };
         out.push_str(content);
-        if let Some(ws) = want.get(&(i as u64)) {
-            if !content.ends_with(ws) {
-                out.push_str(ws);
-            }
+        if let Some(ws) = want.get(&(i as u64))
+            && !content.ends_with(ws)
+        {
+            out.push_str(ws);
         }
         out.push_str(cr);
     }
