@@ -11,6 +11,7 @@ use crate::digest::Digest;
 use crate::profile::{self, BOM, LineEnds, Profile, TextProfile};
 use crate::reject::RejectCode;
 use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use unicode_normalization::UnicodeNormalization;
 
@@ -888,6 +889,81 @@ fn content_summary(s: &TextProfile, now: &TextProfile) -> String {
         let _ = write!(out, " ({})", moved.join("; "));
     }
     out
+}
+
+/// How two file names are the same.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NameDrift {
+    /// Equal after Unicode NFC normalization (a macOS or KB round trip turned NFC into NFD).
+    Normalization,
+    /// Equal after normalization and lowercasing (a case-insensitive file system or tool).
+    Case,
+}
+
+impl NameDrift {
+    /// Words for reports.
+    pub fn label(self) -> &'static str {
+        match self {
+            NameDrift::Normalization => "Unicode normalization (NFC/NFD)",
+            NameDrift::Case => "letter case",
+        }
+    }
+}
+
+/// Pairs each missing sealed path with the one unsealed path equal to it up to normalization
+/// (preferred) or case. Ambiguous pairings are left unpaired.
+pub fn pair_renamed<'p>(
+    missing: &[&'p str],
+    extra: &[&'p str],
+) -> BTreeMap<&'p str, (&'p str, NameDrift)> {
+    let nfc = |s: &str| s.nfc().collect::<String>();
+    let mut out = BTreeMap::new();
+    let mut taken = BTreeSet::new();
+    for how in [NameDrift::Normalization, NameDrift::Case] {
+        let key = |s: &str| match how {
+            NameDrift::Normalization => nfc(s),
+            NameDrift::Case => nfc(s).to_lowercase(),
+        };
+        for m in missing {
+            if out.contains_key(m) {
+                continue;
+            }
+            let k = key(m);
+            let hits: Vec<&str> = extra
+                .iter()
+                .copied()
+                .filter(|e| !taken.contains(e) && key(e) == k)
+                .collect();
+            if let [one] = hits[..] {
+                out.insert(*m, (one, how));
+                taken.insert(one);
+            }
+        }
+    }
+    out
+}
+
+impl Cause {
+    /// The cause for a file found under a drifted name.
+    pub fn path(sealed: &str, found: &str, how: NameDrift) -> Cause {
+        Cause {
+            code: RejectCode::DriftPathNormalization,
+            detail: format!("file name {sealed:?} became {found:?} ({})", how.label()),
+        }
+    }
+}
+
+impl Diagnosis {
+    /// The diagnosis of a file whose bytes are intact but whose name drifted: proven, since
+    /// the bytes under the new name hash to the sealed digest.
+    pub fn path_only(sealed: &str, found: &str, how: NameDrift) -> Diagnosis {
+        Diagnosis::new(
+            Proof::Proven,
+            vec![Cause::path(sealed, found, how)],
+            "only the name drifted: the bytes found under the new name hash to the sealed digest"
+                .into(),
+        )
+    }
 }
 
 /// Bytes with a BOM added, for making drift in tests and the self-test.

@@ -16,6 +16,7 @@ pub mod pin;
 pub mod profile;
 pub mod reject;
 pub mod report;
+pub mod restore;
 pub mod rollback;
 pub mod seal;
 pub mod selftest;

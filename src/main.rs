@@ -4,8 +4,9 @@
 use clap::{Parser, Subcommand};
 use packet::pin::Pin;
 use packet::report::{Reject, Report};
+use packet::restore;
 use packet::seal::{self, SealOptions};
-use packet::verify::{self, VerifyOptions};
+use packet::verify::{self, Against, VerifyOptions};
 use packet::{Error, selftest};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -58,6 +59,29 @@ enum Command {
         /// it (PREFIX…SUFFIX or PREFIX...SUFFIX).
         #[arg(long, value_name = "DIGEST")]
         expect_tree: Option<Pin>,
+        /// Check PACKET as a copy of ORIGINAL: a sealed packet directory, its HASH_MANIFEST.txt,
+        /// or its tree hash. Every document is reported byte-exact or with its diagnosed drift.
+        #[arg(long, value_name = "ORIGINAL")]
+        against: Option<String>,
+        /// Print the report as one JSON document.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Rebuild a drifted copy of a packet into DIR: proven drift undone, byte-exact files
+    /// copied, unprovable files refused with the reason. Never writes into COPY.
+    #[command(
+        after_help = "Example:\n  packet restore downloaded-from-kb --out restored --against packets/run-42"
+    )]
+    Restore {
+        /// The drifted copy.
+        copy: PathBuf,
+        /// The new packet directory to write (must not exist).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// Take the seal from ORIGINAL (a sealed packet directory, its HASH_MANIFEST.txt, or its
+        /// tree hash) instead of the copy's own seal files.
+        #[arg(long, value_name = "ORIGINAL")]
+        against: Option<String>,
         /// Print the report as one JSON document.
         #[arg(long)]
         json: bool,
@@ -150,6 +174,28 @@ fn build(
     }
 }
 
+/// `--against ORIGINAL`: a directory is a packet, a file its manifest, anything else must be
+/// a tree hash. `None` (after a message) for a usage error.
+fn parse_against(arg: Option<&str>) -> Option<Against> {
+    let Some(arg) = arg else {
+        return Some(Against::Itself);
+    };
+    let path = PathBuf::from(arg);
+    match std::fs::metadata(&path) {
+        Ok(m) if m.is_dir() => Some(Against::Packet(path)),
+        Ok(_) => Some(Against::Manifest(path)),
+        Err(_) => match arg.parse() {
+            Ok(pin) => Some(Against::Tree(pin)),
+            Err(e) => {
+                eprintln!(
+                    "packet: --against {arg:?} is neither a packet, a manifest file nor a tree hash: {e}"
+                );
+                None
+            }
+        },
+    }
+}
+
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     if cli.selftest {
         let report = selftest::run()?;
@@ -174,10 +220,45 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Verify {
             packet,
             expect_tree,
+            against,
             json,
         }) => {
-            let report = verify::verify(&packet, &VerifyOptions { expect_tree });
+            let Some(against) = parse_against(against.as_deref()) else {
+                return Ok(ExitCode::from(2));
+            };
+            let report = verify::verify(
+                &packet,
+                &VerifyOptions {
+                    expect_tree,
+                    against,
+                },
+            );
             Ok(print_report(&report, json))
+        }
+        Some(Command::Restore {
+            copy,
+            out,
+            against,
+            json,
+        }) => {
+            let Some(against) = parse_against(against.as_deref()) else {
+                return Ok(ExitCode::from(2));
+            };
+            let opts = VerifyOptions {
+                expect_tree: None,
+                against,
+            };
+            let report = restore::restore(&copy, &out, &opts)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", report.render_text());
+            }
+            Ok(if report.passed() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
         }
         Some(Command::CheckRollback { files, json }) => {
             Ok(print_report(&verify::check_rollback(&files), json))

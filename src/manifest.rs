@@ -54,6 +54,13 @@ impl Manifest {
         out
     }
 
+    /// True when the manifest lists `path`.
+    pub fn contains(&self, path: &str) -> bool {
+        self.entries
+            .binary_search_by(|e| e.path.as_bytes().cmp(path.as_bytes()))
+            .is_ok()
+    }
+
     /// The tree hash: SHA-256 of the rendered manifest.
     pub fn tree_hash(&self) -> Digest {
         Digest::of(&self.render())

@@ -76,6 +76,47 @@ impl Reject {
     }
 }
 
+/// One sealed file's outcome, listed when a copy is checked against its original.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileLine {
+    /// The sealed path.
+    pub path: String,
+    /// `byte-exact`, `drifted` or `missing`.
+    pub status: String,
+    /// The name the file was found under, when only its name drifted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub found_as: Option<String>,
+    /// For drifted files: how well the diagnosis is proven.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proof: Option<crate::drift::Proof>,
+    /// For drifted files: the `DRIFT_*` causes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub causes: Vec<RejectCode>,
+}
+
+impl FileLine {
+    /// A line with a status and nothing else.
+    pub fn new(path: &str, status: &str) -> FileLine {
+        FileLine {
+            path: path.to_string(),
+            status: status.to_string(),
+            found_as: None,
+            proof: None,
+            causes: Vec::new(),
+        }
+    }
+
+    /// A drifted file's line.
+    pub fn drifted(path: &str, found_as: Option<&str>, d: Option<&Diagnosis>) -> FileLine {
+        FileLine {
+            found_as: found_as.map(str::to_string),
+            proof: d.map(|d| d.proof),
+            causes: d.map(Diagnosis::codes).unwrap_or_default(),
+            ..FileLine::new(path, "drifted")
+        }
+    }
+}
+
 /// The outcome of a run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Verdict {
@@ -141,6 +182,10 @@ pub struct Report {
     /// unavailable).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
+    /// Per sealed file, when a copy is checked against its original (`verify --against`,
+    /// `restore`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<FileLine>,
 }
 
 impl Report {
@@ -164,6 +209,7 @@ impl Report {
             counts,
             rejects,
             notes: Vec::new(),
+            files: Vec::new(),
         }
     }
 
@@ -182,6 +228,9 @@ impl Report {
     /// The text form: one line per reject (plus diagnosis lines), notes, then one verdict line.
     pub fn render_text(&self) -> String {
         let mut out = String::new();
+        for f in self.files.iter().filter(|f| f.status == "byte-exact") {
+            let _ = writeln!(out, "ok     {}: byte-exact", f.path);
+        }
         for r in &self.rejects {
             out.push_str(&r.render());
             out.push('\n');

@@ -384,6 +384,7 @@ pub fn run() -> io::Result<SelftestReport> {
         VerifyOptions::default(),
         VerifyOptions {
             expect_tree: Some(pin),
+            ..VerifyOptions::default()
         },
     ] {
         let report = verify::verify(&control_dir, &opts);
@@ -421,6 +422,7 @@ pub fn run() -> io::Result<SelftestReport> {
         }
         let opts = VerifyOptions {
             expect_tree: probe.wrong_pin.then(|| wrong_pin.clone()),
+            ..VerifyOptions::default()
         };
         let report = verify::verify(&dir, &opts);
         results.push(judge(probe.name, probe.code, probe.cause, &report));

@@ -1,240 +1,658 @@
 //! Verification: re-checks a packet's seal against its bytes and reports every problem, not
 //! just the first: manifest and tree hash, pin, seal record, each sealed file (digest, length,
-//! drift diagnosis), unsealed and unsafe entries, and every rollback-evidence document.
+//! drift diagnosis), file-name drift, unsealed and unsafe entries, and every rollback-evidence
+//! document. The seal may come from the packet itself or, for a copy that went through a
+//! knowledge base, mail or an editor, from the original (`--against`).
 
 use crate::digest::{self, Digest};
-use crate::drift::{self, DIAGNOSE_LIMIT};
+use crate::drift::{self, DIAGNOSE_LIMIT, NameDrift, Proof, pair_renamed};
 use crate::manifest::{self, MANIFEST_NAME, Manifest, TREE_NAME};
 use crate::pin::Pin;
 use crate::reject::RejectCode;
-use crate::report::{Counts, Reject, Report, TreeHashes};
+use crate::report::{Counts, FileLine, Reject, Report, TreeHashes};
 use crate::rollback;
 use crate::seal::{FileRecord, SEAL_RECORD_NAME, SealRecord};
 use crate::walk;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 
-/// Options for [`verify`].
+/// Where the seal a directory is checked against comes from.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Against {
+    /// The directory's own seal files (plain `verify`).
+    #[default]
+    Itself,
+    /// Another sealed packet directory: its manifest, tree file and seal record.
+    Packet(PathBuf),
+    /// A `HASH_MANIFEST.txt` kept apart from the copy.
+    Manifest(PathBuf),
+    /// A published tree hash: the copy's own manifest must hash to it, or be proven to have
+    /// before it drifted.
+    Tree(Pin),
+}
+
+/// Options for [`verify`] and [`check`].
 #[derive(Clone, Debug, Default)]
 pub struct VerifyOptions {
     /// The tree hash the packet must have, published elsewhere.
     pub expect_tree: Option<Pin>,
+    /// Where the seal comes from.
+    pub against: Against,
 }
 
 /// Largest rollback-evidence file `check-rollback` reads, in bytes.
 pub const EVIDENCE_LIMIT: u64 = 64 * 1024 * 1024;
 
-/// Reads a seal file at the packet root that must be a regular file.
-/// The error says why and whether the file was there at all.
-fn read_root_file(dir: &Path, name: &str) -> Result<Vec<u8>, (String, bool)> {
-    let path = dir.join(name);
-    match fs::symlink_metadata(&path) {
+/// What became of one sealed file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FileState {
+    /// Its bytes match the seal.
+    Intact,
+    /// Its bytes differ; `rebuilt` holds the sealed bytes when the drift is proven (and they
+    /// were asked for).
+    Drifted {
+        /// The original bytes, rebuilt and checked against the sealed digest.
+        rebuilt: Option<Vec<u8>>,
+    },
+    /// Its bytes match the seal, but it was found under a drifted name (`found`).
+    Renamed,
+    /// Not in the checked directory (and no renamed file stands in for it).
+    Missing,
+    /// Not in the checked directory, but the seal itself supplies its authenticated bytes
+    /// (the seal record, when checking a copy against its original).
+    FromSeal(Vec<u8>),
+}
+
+/// One sealed file's result.
+#[derive(Clone, Debug)]
+pub struct FileResult {
+    /// The sealed path.
+    pub path: String,
+    /// The file on disk that was checked for it (under another name if it was renamed).
+    pub found: Option<PathBuf>,
+    /// What became of it.
+    pub state: FileState,
+}
+
+/// The seal files as they were sealed, when the manifest could be authenticated by its tree
+/// hash (and the pin, if any): what `restore` writes.
+#[derive(Clone, Debug)]
+pub struct SealFiles {
+    /// The exact bytes of `HASH_MANIFEST.txt`.
+    pub manifest: Vec<u8>,
+    /// The tree hash they hash to.
+    pub tree: Digest,
+}
+
+/// A verification: the report, and per sealed file what was found.
+#[derive(Clone, Debug)]
+pub struct Checked {
+    /// The report.
+    pub report: Report,
+    /// One result per manifest entry, in manifest order.
+    pub files: Vec<FileResult>,
+    /// The authenticated seal, if any.
+    pub seal: Option<SealFiles>,
+}
+
+/// Reads a seal file that must be a regular file. The error says why and whether the file
+/// was there at all.
+fn read_regular(path: &Path) -> Result<Vec<u8>, (String, bool)> {
+    match fs::symlink_metadata(path) {
         Err(_) => Err(("absent".into(), false)),
         Ok(m) if !m.is_file() => Err(("not a regular file".into(), true)),
-        Ok(_) => fs::read(&path).map_err(|e| (format!("unreadable: {e}"), true)),
+        Ok(_) => fs::read(path).map_err(|e| (format!("unreadable: {e}"), true)),
     }
 }
 
 /// Verifies the packet directory `dir`. Never fails: every problem is a reject in the report.
 pub fn verify(dir: &Path, opts: &VerifyOptions) -> Report {
-    let subject = dir.display().to_string();
-    let mut seal_rejects: Vec<Reject> = Vec::new();
-    let mut file_rejects: Vec<Reject> = Vec::new();
-    let mut counts = Counts::default();
-    let mut notes = Vec::new();
-    let mut tree = TreeHashes {
-        expected: opts.expect_tree.as_ref().map(|p| p.given().to_string()),
-        pin_hex_digits_checked: opts.expect_tree.as_ref().map_or(0, Pin::hex_digits),
-        ..TreeHashes::default()
+    check(dir, opts, false).report
+}
+
+/// Verifies `dir` against the seal `opts` names and returns the report with per-file
+/// results. With `keep_rebuilt`, proven drift keeps the rebuilt original bytes (for restore).
+pub fn check(dir: &Path, opts: &VerifyOptions, keep_rebuilt: bool) -> Checked {
+    let mut run = Run::new(dir, opts);
+    let Some(seal) = run.load_seal() else {
+        return run.finish(Vec::new(), None);
     };
-    let finish = |seal_rejects: Vec<Reject>, mut file_rejects: Vec<Reject>, counts, tree, notes| {
-        file_rejects.sort_by(|a: &Reject, b: &Reject| a.path.cmp(&b.path));
-        let mut all = seal_rejects;
-        all.extend(file_rejects);
-        let mut report = Report::new(subject.clone(), all, counts);
-        report.tree_hash = Some(tree);
-        report.notes = notes;
-        if opts.expect_tree.is_some() {
+    let files = run.check_files(&seal, keep_rebuilt);
+    let authentic = seal.authentic.clone();
+    run.finish(files, authentic)
+}
+
+/// The seal as loaded: the manifest, the records, and the authenticated bytes if any.
+struct Seal {
+    manifest: Manifest,
+    records: Option<BTreeMap<String, FileRecord>>,
+    /// The record's authenticated bytes (for a copy that lacks `SEAL.json`).
+    record_bytes: Option<Vec<u8>>,
+    authentic: Option<SealFiles>,
+}
+
+struct Run<'a> {
+    dir: &'a Path,
+    opts: &'a VerifyOptions,
+    seal_rejects: Vec<Reject>,
+    file_rejects: Vec<Reject>,
+    counts: Counts,
+    notes: Vec<String>,
+    tree: TreeHashes,
+    lines: Vec<FileLine>,
+}
+
+impl<'a> Run<'a> {
+    fn new(dir: &'a Path, opts: &'a VerifyOptions) -> Run<'a> {
+        let pins: Vec<&Pin> = opts
+            .expect_tree
+            .iter()
+            .chain(match &opts.against {
+                Against::Tree(p) => Some(p),
+                _ => None,
+            })
+            .collect();
+        let tree = TreeHashes {
+            expected: (!pins.is_empty()).then(|| {
+                pins.iter()
+                    .map(|p| p.given())
+                    .collect::<Vec<_>>()
+                    .join(" and ")
+            }),
+            pin_hex_digits_checked: pins.iter().map(|p| p.hex_digits()).max().unwrap_or(0),
+            ..TreeHashes::default()
+        };
+        Run {
+            dir,
+            opts,
+            seal_rejects: Vec::new(),
+            file_rejects: Vec::new(),
+            counts: Counts::default(),
+            notes: Vec::new(),
+            tree,
+            lines: Vec::new(),
+        }
+    }
+
+    fn pins(&self) -> Vec<&'a Pin> {
+        let against = match &self.opts.against {
+            Against::Tree(p) => Some(p),
+            _ => None,
+        };
+        self.opts.expect_tree.iter().chain(against).collect()
+    }
+
+    fn finish(mut self, files: Vec<FileResult>, seal: Option<SealFiles>) -> Checked {
+        let pinned = !self.pins().is_empty();
+        self.file_rejects.sort_by(|a, b| a.path.cmp(&b.path));
+        let mut all = self.seal_rejects;
+        all.extend(self.file_rejects);
+        let mut report = Report::new(self.dir.display().to_string(), all, self.counts);
+        report.tree_hash = Some(self.tree);
+        report.notes = self.notes;
+        if pinned {
             report.scope = "pinned".into();
         }
-        report
-    };
-
-    if !fs::metadata(dir).is_ok_and(|m| m.is_dir()) {
-        seal_rejects.push(
-            Reject::new(
-                RejectCode::ManifestMissing,
-                "no packet directory here".into(),
-            )
-            .at_path(subject.clone()),
-        );
-        if opts.expect_tree.is_some() {
-            seal_rejects.push(pin_unprovable());
+        if self.opts.against != Against::Itself {
+            report.files = self.lines;
         }
-        return finish(seal_rejects, file_rejects, counts, tree, notes);
+        Checked {
+            report,
+            files,
+            seal,
+        }
     }
 
-    // Manifest and tree hash.
-    let manifest = match read_root_file(dir, MANIFEST_NAME) {
-        Ok(bytes) => {
-            let computed = Digest::of(&bytes);
-            tree.computed = Some(computed.to_hex());
-            let (manifest, rejects) = Manifest::parse(&bytes);
-            seal_rejects.extend(rejects);
-            Some((manifest, computed, bytes))
-        }
-        Err((why, _)) => {
-            seal_rejects.push(
+    /// Reads the manifest (and tree file, pin, seal record) from where the options say.
+    fn load_seal(&mut self) -> Option<Seal> {
+        let copy_is_dir = fs::metadata(self.dir).is_ok_and(|m| m.is_dir());
+        if !copy_is_dir {
+            self.seal_rejects.push(
                 Reject::new(
                     RejectCode::ManifestMissing,
-                    format!("{MANIFEST_NAME} is {why}"),
+                    "no packet directory here".into(),
                 )
-                .at_path(MANIFEST_NAME.into()),
+                .at_path(self.dir.display().to_string()),
             );
-            None
-        }
-    };
-    match read_root_file(dir, TREE_NAME)
-        .and_then(|b| manifest::parse_tree_file(&b).map_err(|why| (why, true)))
-    {
-        Ok(recorded) => {
-            tree.recorded = Some(recorded.digest.to_hex());
-            if let Some(drift) = recorded.drift {
-                seal_rejects.push(
-                    Reject::new(RejectCode::TreeHashMalformed, drift).at_path(TREE_NAME.into()),
-                );
+            if !self.pins().is_empty() {
+                self.seal_rejects.push(pin_unprovable());
             }
-            if let Some((_, computed, bytes)) = &manifest
-                && *computed != recorded.digest
+            return None;
+        }
+        let (seal_dir, manifest_path, tree_path): (PathBuf, PathBuf, Option<PathBuf>) =
+            match &self.opts.against {
+                Against::Itself | Against::Tree(_) => (
+                    self.dir.to_path_buf(),
+                    self.dir.join(MANIFEST_NAME),
+                    Some(self.dir.join(TREE_NAME)),
+                ),
+                Against::Packet(p) => (p.clone(), p.join(MANIFEST_NAME), Some(p.join(TREE_NAME))),
+                Against::Manifest(f) => {
+                    let parent = f.parent().map(Path::to_path_buf).unwrap_or_default();
+                    (parent, f.clone(), None)
+                }
+            };
+        let shown = |p: &Path| -> String {
+            if self.opts.against == Against::Itself || matches!(self.opts.against, Against::Tree(_))
             {
-                // The manifest may only have drifted in transit (CRLF, BOM): say so, with proof.
-                let diagnosis = drift::diagnose(&recorded.digest, None, bytes);
-                let reject = Reject::new(
-                    RejectCode::TreeHashMismatch,
-                    format!(
-                        "{MANIFEST_NAME} hashes to {computed}, but {TREE_NAME} records {}",
-                        recorded.digest
-                    ),
-                )
-                .at_path(TREE_NAME.into());
-                seal_rejects.push(Reject {
-                    diagnosis: (diagnosis.proof == drift::Proof::Proven).then_some(diagnosis),
-                    ..reject
-                });
-            }
-        }
-        Err((why, true)) => seal_rejects
-            .push(Reject::new(RejectCode::TreeHashMalformed, why).at_path(TREE_NAME.into())),
-        Err((why, false)) => seal_rejects.push(
-            Reject::new(RejectCode::TreeHashMissing, format!("{TREE_NAME} is {why}"))
-                .at_path(TREE_NAME.into()),
-        ),
-    }
-    if let Some(pin) = &opts.expect_tree {
-        match &manifest {
-            Some((_, computed, _)) if !pin.matches(computed) => seal_rejects.push(
-                Reject::new(
-                    RejectCode::PinMismatch,
-                    format!(
-                        "tree hash {computed} does not match the pin {pin} ({} hex digits checked)",
-                        pin.hex_digits()
-                    ),
-                )
-                .at_path(TREE_NAME.into()),
-            ),
-            Some(_) => {}
-            None => seal_rejects.push(pin_unprovable()),
-        }
-    }
-
-    let scan = walk::scan(dir, "");
-    file_rejects.extend(scan.rejects);
-    let on_disk: BTreeMap<&str, &PathBuf> = scan
-        .files
-        .iter()
-        .map(|f| (f.rel.as_str(), &f.abs))
-        .collect();
-    let Some((manifest, _, _)) = manifest else {
-        return finish(seal_rejects, file_rejects, counts, tree, notes);
-    };
-    counts.sealed_files = manifest.entries.len();
-
-    // Seal record: used only when its own bytes are intact.
-    let records = load_records(&manifest, &on_disk, &mut seal_rejects, &mut notes);
-
-    for entry in &manifest.entries {
-        let Some(abs) = on_disk.get(entry.path.as_str()) else {
-            let already = file_rejects
-                .iter()
-                .any(|r| r.path.as_deref() == Some(entry.path.as_str()));
-            if !already {
-                file_rejects.push(
-                    Reject::new(
-                        RejectCode::FileMissing,
-                        format!("sealed with digest {}, not on disk", entry.digest),
-                    )
-                    .at_path(entry.path.clone()),
-                );
-            }
-            continue;
-        };
-        let read = match digest::read_file(abs, DIAGNOSE_LIMIT) {
-            Ok(r) => r,
-            Err(e) => {
-                file_rejects.push(
-                    Reject::new(RejectCode::FileUnreadable, format!("cannot read: {e}"))
-                        .at_path(entry.path.clone()),
-                );
-                continue;
+                p.file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default()
+            } else {
+                p.display().to_string()
             }
         };
-        counts.bytes += read.len;
-        let record = records.as_ref().and_then(|r| r.get(entry.path.as_str()));
-        if read.digest == entry.digest {
-            counts.intact_files += 1;
-            if let Some(rec) = record.filter(|r| r.bytes != read.len) {
-                seal_rejects.push(
+        let manifest_label = shown(&manifest_path);
+        let bytes = match read_regular(&manifest_path) {
+            Ok(b) => b,
+            Err((why, _)) => {
+                self.seal_rejects.push(
                     Reject::new(
-                        RejectCode::SealInconsistent,
-                        format!(
-                            "seal record says {} bytes, the file has {} with the sealed digest",
-                            rec.bytes, read.len
-                        ),
+                        RejectCode::ManifestMissing,
+                        format!("{MANIFEST_NAME} is {why}"),
                     )
-                    .at_path(entry.path.clone()),
+                    .at_path(manifest_label),
                 );
+                if !self.pins().is_empty() {
+                    self.seal_rejects.push(pin_unprovable());
+                }
+                return None;
+            }
+        };
+        let computed = Digest::of(&bytes);
+        self.tree.computed = Some(computed.to_hex());
+
+        // The tree file: recorded digest, and whether the manifest (perhaps after undoing a
+        // proven drift) hashes to it.
+        let mut authentic: Option<Vec<u8>> = None;
+        let mut recorded_digest = None;
+        if let Some(tree_path) = &tree_path {
+            let label = shown(tree_path);
+            match read_regular(tree_path)
+                .and_then(|b| manifest::parse_tree_file(&b).map_err(|why| (why, true)))
+            {
+                Ok(recorded) => {
+                    self.tree.recorded = Some(recorded.digest.to_hex());
+                    recorded_digest = Some(recorded.digest);
+                    if let Some(drift) = recorded.drift {
+                        self.seal_rejects.push(
+                            Reject::new(RejectCode::TreeHashMalformed, drift)
+                                .at_path(label.clone()),
+                        );
+                    }
+                    if computed == recorded.digest {
+                        authentic = Some(bytes.clone());
+                    } else {
+                        let finding = drift::examine(&recorded.digest, None, &bytes);
+                        let reject = Reject::new(
+                            RejectCode::TreeHashMismatch,
+                            format!(
+                                "{MANIFEST_NAME} hashes to {computed}, but {TREE_NAME} records {}",
+                                recorded.digest
+                            ),
+                        )
+                        .at_path(label);
+                        let proven = finding.diagnosis.proof == Proof::Proven;
+                        self.seal_rejects.push(Reject {
+                            diagnosis: proven.then_some(finding.diagnosis),
+                            ..reject
+                        });
+                        authentic = finding.rebuilt;
+                    }
+                }
+                Err((why, true)) => self
+                    .seal_rejects
+                    .push(Reject::new(RejectCode::TreeHashMalformed, why).at_path(label)),
+                Err((why, false)) => self.seal_rejects.push(
+                    Reject::new(RejectCode::TreeHashMissing, format!("{TREE_NAME} is {why}"))
+                        .at_path(label),
+                ),
             }
         } else {
-            file_rejects.push(mismatch(entry, record, &read));
+            // A manifest given on its own authenticates itself only through a pin.
+            authentic = Some(bytes.clone());
         }
-        if let Some(bytes) = &read.bytes
-            && rollback::declares_schema(bytes)
-        {
-            let checked = rollback::check(bytes, &entry.path);
-            counts.rollback_documents += 1;
-            counts.rollback_entries += checked.entries;
-            file_rejects.extend(checked.rejects);
+        for pin in self.pins() {
+            if pin.matches(&computed) {
+                continue;
+            }
+            let mut reject = Reject::new(
+                RejectCode::PinMismatch,
+                format!(
+                    "tree hash {computed} does not match the pin {pin} ({} hex digits checked)",
+                    pin.hex_digits()
+                ),
+            )
+            .at_path(TREE_NAME.into());
+            // A manifest that only drifted in transit still matches once the drift is undone.
+            if let (Some(orig), Some(rec)) = (&authentic, recorded_digest)
+                && pin.matches(&rec)
+                && Digest::of(orig) == rec
+            {
+                reject.diagnosis = Some(drift::diagnose(&rec, None, &bytes));
+            }
+            self.seal_rejects.push(reject);
         }
+        let authentic = authentic.filter(|a| self.pins().iter().all(|p| p.matches(&Digest::of(a))));
+
+        let (manifest, rejects) = Manifest::parse(&bytes);
+        self.seal_rejects
+            .extend(rejects.into_iter().map(|r| match &self.opts.against {
+                Against::Packet(_) | Against::Manifest(_) => {
+                    let path = r.path.clone().map(|p| {
+                        format!(
+                            "{}{}",
+                            manifest_path.display(),
+                            p.trim_start_matches(MANIFEST_NAME)
+                        )
+                    });
+                    Reject { path, ..r }
+                }
+                _ => r,
+            }));
+        // The authentic bytes, when there are any, are the manifest as sealed.
+        let manifest = match &authentic {
+            Some(a) => Manifest::parse(a).0,
+            None => manifest,
+        };
+        self.counts.sealed_files = manifest.entries.len();
+
+        let (records, record_bytes) =
+            self.load_records(&manifest, &[seal_dir, self.dir.to_path_buf()]);
+        let seal_files = authentic.map(|m| SealFiles {
+            tree: Digest::of(&m),
+            manifest: m,
+        });
+        Some(Seal {
+            manifest,
+            records,
+            record_bytes,
+            authentic: seal_files,
+        })
     }
 
-    for f in &scan.files {
-        let is_seal_file = f.rel == MANIFEST_NAME || f.rel == TREE_NAME;
-        let sealed = manifest
+    /// Loads `SEAL.json` from the first of `dirs` whose record matches the manifest's digest
+    /// for it (or is proven to have, before drifting); reports disagreements with the
+    /// manifest as `SEAL_INCONSISTENT`.
+    fn load_records(
+        &mut self,
+        manifest: &Manifest,
+        dirs: &[PathBuf],
+    ) -> (Option<BTreeMap<String, FileRecord>>, Option<Vec<u8>>) {
+        let Some(entry) = manifest.entries.iter().find(|e| e.path == SEAL_RECORD_NAME) else {
+            self.notes.push(format!(
+                "no {SEAL_RECORD_NAME} in the manifest (sealed by another tool?): byte lengths are not checked and drift diagnosis is limited"
+            ));
+            return (None, None);
+        };
+        let mut bytes = None;
+        let mut seen = BTreeSet::new();
+        for dir in dirs {
+            let path = dir.join(SEAL_RECORD_NAME);
+            if !seen.insert(path.clone()) {
+                continue;
+            }
+            let Ok(found) = read_regular(&path) else {
+                continue;
+            };
+            if Digest::of(&found) == entry.digest {
+                bytes = Some(found);
+                break;
+            }
+            // The record drifts in transit like any text; if the drift is proven, its original
+            // bytes are rebuilt (and their digest checked), so they can be trusted as sealed.
+            if let Some(original) = drift::examine(&entry.digest, None, &found).rebuilt {
+                self.notes.push(format!(
+                    "{SEAL_RECORD_NAME} drifted, but its sealed bytes were rebuilt exactly and are used"
+                ));
+                bytes = Some(original);
+                break;
+            }
+        }
+        let Some(bytes) = bytes else {
+            self.notes.push(format!(
+                "{SEAL_RECORD_NAME} does not match its digest, so its lengths and profiles are not used"
+            ));
+            return (None, None);
+        };
+        let record = match SealRecord::parse(&bytes) {
+            Ok(r) => r,
+            Err(why) => {
+                self.seal_rejects.push(
+                    Reject::new(RejectCode::SealInconsistent, why).at_path(SEAL_RECORD_NAME.into()),
+                );
+                return (None, None);
+            }
+        };
+        let map: BTreeMap<String, FileRecord> = record
+            .files
+            .into_iter()
+            .map(|f| (f.path.clone(), f))
+            .collect();
+        for e in &manifest.entries {
+            if e.path != SEAL_RECORD_NAME && !map.contains_key(&e.path) {
+                self.seal_rejects.push(
+                    Reject::new(
+                        RejectCode::SealInconsistent,
+                        format!("in the manifest but not in {SEAL_RECORD_NAME}"),
+                    )
+                    .at_path(e.path.clone()),
+                );
+            }
+        }
+        for path in map.keys() {
+            if !manifest.contains(path) {
+                self.seal_rejects.push(
+                    Reject::new(
+                        RejectCode::SealInconsistent,
+                        format!("in {SEAL_RECORD_NAME} but not in the manifest"),
+                    )
+                    .at_path(path.clone()),
+                );
+            }
+        }
+        (Some(map), Some(bytes))
+    }
+
+    fn check_files(&mut self, seal: &Seal, keep_rebuilt: bool) -> Vec<FileResult> {
+        let scan = walk::scan(self.dir, "");
+        self.file_rejects.extend(scan.rejects);
+        let on_disk: BTreeMap<&str, &PathBuf> = scan
+            .files
+            .iter()
+            .map(|f| (f.rel.as_str(), &f.abs))
+            .collect();
+        let manifest = &seal.manifest;
+        let against_other = matches!(self.opts.against, Against::Packet(_) | Against::Manifest(_));
+
+        // Sealed names missing on disk, paired with unsealed names equal to them up to
+        // Unicode normalization or case: one renamed file, not a missing plus an extra one.
+        let missing: Vec<&str> = manifest
             .entries
-            .binary_search_by(|e| e.path.as_bytes().cmp(f.rel.as_bytes()))
-            .is_ok();
-        if !is_seal_file && !sealed {
-            file_rejects.push(
+            .iter()
+            .map(|e| e.path.as_str())
+            .filter(|p| !on_disk.contains_key(p))
+            .collect();
+        let extra: Vec<&str> = on_disk
+            .keys()
+            .copied()
+            .filter(|p| !manifest.contains(p) && !is_seal_file(p))
+            .collect();
+        let renamed = pair_renamed(&missing, &extra);
+
+        let mut results = Vec::with_capacity(manifest.entries.len());
+        for entry in &manifest.entries {
+            let (abs, renamed_from) = match (
+                on_disk.get(entry.path.as_str()),
+                renamed.get(entry.path.as_str()),
+            ) {
+                (Some(abs), _) => (*abs, None),
+                (None, Some((other, how))) => (on_disk[other], Some((*other, *how))),
+                (None, None) => {
+                    let state = self.missing(entry, against_other, seal);
+                    results.push(FileResult {
+                        path: entry.path.clone(),
+                        found: None,
+                        state,
+                    });
+                    continue;
+                }
+            };
+            let read = match digest::read_file(abs, DIAGNOSE_LIMIT) {
+                Ok(r) => r,
+                Err(e) => {
+                    self.file_rejects.push(
+                        Reject::new(RejectCode::FileUnreadable, format!("cannot read: {e}"))
+                            .at_path(entry.path.clone()),
+                    );
+                    results.push(FileResult {
+                        path: entry.path.clone(),
+                        found: Some(abs.clone()),
+                        state: FileState::Missing,
+                    });
+                    continue;
+                }
+            };
+            self.counts.bytes += read.len;
+            let record = seal
+                .records
+                .as_ref()
+                .and_then(|r| r.get(entry.path.as_str()));
+            let state = if read.digest == entry.digest {
+                self.counts.intact_files += 1;
+                if let Some(rec) = record.filter(|r| r.bytes != read.len) {
+                    self.seal_rejects.push(
+                        Reject::new(
+                            RejectCode::SealInconsistent,
+                            format!(
+                                "seal record says {} bytes, the file has {} with the sealed digest",
+                                rec.bytes, read.len
+                            ),
+                        )
+                        .at_path(entry.path.clone()),
+                    );
+                }
+                match renamed_from {
+                    Some((other, how)) => {
+                        let d = drift::Diagnosis::path_only(&entry.path, other, how);
+                        self.push_renamed(entry, other, how, d);
+                        FileState::Renamed
+                    }
+                    None => {
+                        self.lines.push(FileLine::new(&entry.path, "byte-exact"));
+                        FileState::Intact
+                    }
+                }
+            } else {
+                let (reject, rebuilt) = mismatch(entry, record, &read);
+                let rebuilt = if keep_rebuilt { rebuilt } else { None };
+                match renamed_from {
+                    Some((other, how)) => {
+                        let mut d = reject.diagnosis.clone().expect("mismatch always diagnoses");
+                        d.causes
+                            .insert(0, drift::Cause::path(&entry.path, other, how));
+                        self.push_renamed(entry, other, how, d);
+                    }
+                    None => {
+                        self.lines.push(FileLine::drifted(
+                            &entry.path,
+                            None,
+                            reject.diagnosis.as_ref(),
+                        ));
+                        self.file_rejects.push(reject);
+                    }
+                }
+                FileState::Drifted { rebuilt }
+            };
+            if let Some(bytes) = &read.bytes
+                && rollback::declares_schema(bytes)
+            {
+                let checked = rollback::check(bytes, &entry.path);
+                self.counts.rollback_documents += 1;
+                self.counts.rollback_entries += checked.entries;
+                self.file_rejects.extend(checked.rejects);
+            }
+            results.push(FileResult {
+                path: entry.path.clone(),
+                found: Some(abs.clone()),
+                state,
+            });
+        }
+
+        let renamed_targets: BTreeSet<&str> = renamed.values().map(|(other, _)| *other).collect();
+        for f in &scan.files {
+            if !is_seal_file(&f.rel)
+                && !manifest.contains(&f.rel)
+                && !renamed_targets.contains(f.rel.as_str())
+            {
+                self.file_rejects.push(
+                    Reject::new(
+                        RejectCode::FileUnsealed,
+                        "on disk but not in the manifest: added after sealing".into(),
+                    )
+                    .at_path(f.rel.clone()),
+                );
+            }
+        }
+        results
+    }
+
+    /// A sealed file that is not on disk under any name.
+    fn missing(&mut self, entry: &manifest::Entry, against_other: bool, seal: &Seal) -> FileState {
+        if entry.path == SEAL_RECORD_NAME
+            && against_other
+            && let Some(bytes) = &seal.record_bytes
+        {
+            self.notes.push(format!(
+                "{SEAL_RECORD_NAME} is not in the copy; the original's was used"
+            ));
+            self.counts.intact_files += 1;
+            return FileState::FromSeal(bytes.clone());
+        }
+        let already = self
+            .file_rejects
+            .iter()
+            .any(|r| r.path.as_deref() == Some(entry.path.as_str()));
+        if !already {
+            self.file_rejects.push(
                 Reject::new(
-                    RejectCode::FileUnsealed,
-                    "on disk but not in the manifest: added after sealing".into(),
+                    RejectCode::FileMissing,
+                    format!("sealed with digest {}, not on disk", entry.digest),
                 )
-                .at_path(f.rel.clone()),
+                .at_path(entry.path.clone()),
             );
         }
+        self.lines.push(FileLine::new(&entry.path, "missing"));
+        FileState::Missing
     }
-    finish(seal_rejects, file_rejects, counts, tree, notes)
+
+    fn push_renamed(
+        &mut self,
+        entry: &manifest::Entry,
+        other: &str,
+        how: NameDrift,
+        d: drift::Diagnosis,
+    ) {
+        self.lines
+            .push(FileLine::drifted(&entry.path, Some(other), Some(&d)));
+        self.file_rejects.push(Reject {
+            diagnosis: Some(d),
+            ..Reject::new(
+                RejectCode::FileRenamed,
+                format!(
+                    "sealed under this name, found as {other:?} (same name up to {})",
+                    how.label()
+                ),
+            )
+            .at_path(entry.path.clone())
+        });
+    }
+}
+
+/// The seal files at the root of a packet, never payload.
+fn is_seal_file(rel: &str) -> bool {
+    rel == MANIFEST_NAME || rel == TREE_NAME
 }
 
 fn pin_unprovable() -> Reject {
@@ -245,88 +663,13 @@ fn pin_unprovable() -> Reject {
     .at_path(TREE_NAME.into())
 }
 
-/// Loads `SEAL.json` when the manifest seals it and its bytes match; reports disagreements
-/// with the manifest as `SEAL_INCONSISTENT`.
-fn load_records(
-    manifest: &Manifest,
-    on_disk: &BTreeMap<&str, &PathBuf>,
-    seal_rejects: &mut Vec<Reject>,
-    notes: &mut Vec<String>,
-) -> Option<BTreeMap<String, FileRecord>> {
-    let Some(entry) = manifest.entries.iter().find(|e| e.path == SEAL_RECORD_NAME) else {
-        notes.push(format!(
-            "no {SEAL_RECORD_NAME} in the manifest (sealed by another tool?): byte lengths are not checked and drift diagnosis is limited"
-        ));
-        return None;
-    };
-    let mut bytes = fs::read(on_disk.get(SEAL_RECORD_NAME)?).ok()?;
-    if Digest::of(&bytes) != entry.digest {
-        // The record drifts in transit like any text; if the drift is proven, its original
-        // bytes are rebuilt (and their digest checked), so they can be trusted as sealed.
-        match drift::examine(&entry.digest, None, &bytes).rebuilt {
-            Some(original) => {
-                notes.push(format!(
-                    "{SEAL_RECORD_NAME} drifted, but its sealed bytes were rebuilt exactly and are used"
-                ));
-                bytes = original;
-            }
-            None => {
-                notes.push(format!(
-                    "{SEAL_RECORD_NAME} does not match its digest, so its lengths and profiles are not used"
-                ));
-                return None;
-            }
-        }
-    }
-    let record = match SealRecord::parse(&bytes) {
-        Ok(r) => r,
-        Err(why) => {
-            seal_rejects.push(
-                Reject::new(RejectCode::SealInconsistent, why).at_path(SEAL_RECORD_NAME.into()),
-            );
-            return None;
-        }
-    };
-    let map: BTreeMap<String, FileRecord> = record
-        .files
-        .into_iter()
-        .map(|f| (f.path.clone(), f))
-        .collect();
-    for e in &manifest.entries {
-        if e.path != SEAL_RECORD_NAME && !map.contains_key(&e.path) {
-            seal_rejects.push(
-                Reject::new(
-                    RejectCode::SealInconsistent,
-                    format!("in the manifest but not in {SEAL_RECORD_NAME}"),
-                )
-                .at_path(e.path.clone()),
-            );
-        }
-    }
-    for path in map.keys() {
-        if manifest
-            .entries
-            .binary_search_by(|e| e.path.as_bytes().cmp(path.as_bytes()))
-            .is_err()
-        {
-            seal_rejects.push(
-                Reject::new(
-                    RejectCode::SealInconsistent,
-                    format!("in {SEAL_RECORD_NAME} but not in the manifest"),
-                )
-                .at_path(path.clone()),
-            );
-        }
-    }
-    Some(map)
-}
-
-/// The reject for a sealed file whose digest no longer matches, with its drift diagnosis.
+/// The reject for a sealed file whose digest no longer matches, with its drift diagnosis, and
+/// the rebuilt original bytes when the drift is proven.
 fn mismatch(
     entry: &manifest::Entry,
     record: Option<&FileRecord>,
     read: &digest::FileRead,
-) -> Reject {
+) -> (Reject, Option<Vec<u8>>) {
     let (code, message) = match record {
         Some(rec) if rec.bytes != read.len => (
             RejectCode::ByteLengthMismatch,
@@ -349,18 +692,19 @@ fn mismatch(
             ),
         ),
     };
-    let diagnosis = match &read.bytes {
-        Some(bytes) => drift::diagnose(
+    let finding = match &read.bytes {
+        Some(bytes) => drift::examine(
             &entry.digest,
             record.and_then(|r| r.profile.as_ref()),
             bytes,
         ),
-        None => drift::too_large(read.len),
+        None => drift::too_large(read.len).into(),
     };
-    Reject {
-        diagnosis: Some(diagnosis),
+    let reject = Reject {
+        diagnosis: Some(finding.diagnosis),
         ..Reject::new(code, message).at_path(entry.path.clone())
-    }
+    };
+    (reject, finding.rebuilt)
 }
 
 /// `packet check-rollback FILE...`: validates rollback-evidence documents on their own.

@@ -64,7 +64,7 @@ proptest! {
         prop_assert_eq!(sealed.files, files.len() + 1);
         let report = verify(tmp.path(), &VerifyOptions::default());
         prop_assert!(report.passed(), "{}", report.render_text());
-        let pinned = verify(tmp.path(), &VerifyOptions { expect_tree: Some(sealed.tree_hash.to_hex().parse().unwrap()) });
+        let pinned = verify(tmp.path(), &VerifyOptions { expect_tree: Some(sealed.tree_hash.to_hex().parse().unwrap()), ..VerifyOptions::default() });
         prop_assert!(pinned.passed());
     }
 
