@@ -103,7 +103,7 @@ pub struct FileRead {
 /// read whole and returned with its digest (profiling and drift diagnosis need the text); a
 /// larger one is streamed in fixed-size chunks so memory does not grow with file size.
 pub fn read_file(path: &Path, keep_limit: u64) -> io::Result<FileRead> {
-    let mut file = File::open(path)?;
+    let mut file = open_regular(path, false)?;
     let size = file.metadata()?.len();
     if size <= keep_limit {
         let mut bytes = Vec::with_capacity(size as usize);
@@ -128,6 +128,46 @@ pub fn read_file(path: &Path, keep_limit: u64) -> io::Result<FileRead> {
         len,
         bytes: None,
     })
+}
+
+/// Opens `path` for reading only if it is a regular file. With `follow` false the last
+/// component may not be a symlink (`O_NOFOLLOW`): a file swapped for a link between a scan and
+/// the read is refused, not followed. `O_NONBLOCK` keeps a file swapped for a fifo from
+/// hanging the open. Errors of kind `InvalidInput` name a file that is not regular.
+pub fn open_regular(path: &Path, follow: bool) -> io::Result<File> {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        let nofollow = if follow { 0 } else { libc::O_NOFOLLOW };
+        opts.custom_flags(nofollow | libc::O_NONBLOCK);
+    }
+    let file = opts.open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a regular file",
+        ));
+    }
+    Ok(file)
+}
+
+/// The first `n` bytes of the regular file at `path` (fewer if it is shorter).
+pub fn read_head(path: &Path, n: u64) -> io::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    open_regular(path, false)?.take(n).read_to_end(&mut out)?;
+    Ok(out)
+}
+
+/// The whole content of the regular file at `path` (symlinks followed), or `None` when it
+/// holds more than `limit` bytes; never reads more than `limit + 1` bytes.
+pub fn read_regular_bounded(path: &Path, limit: u64) -> io::Result<Option<Vec<u8>>> {
+    let mut out = Vec::new();
+    open_regular(path, true)?
+        .take(limit + 1)
+        .read_to_end(&mut out)?;
+    Ok((out.len() as u64 <= limit).then_some(out))
 }
 
 #[cfg(test)]
@@ -167,6 +207,36 @@ mod tests {
         assert_eq!(streamed.len, data.len() as u64);
         assert!(streamed.bytes.is_none());
         assert_eq!(whole.bytes.as_deref(), Some(&data[..]));
+    }
+
+    #[test]
+    fn special_files_and_links_are_refused_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo");
+        assert!(
+            std::process::Command::new("mkfifo")
+                .arg(&fifo)
+                .status()
+                .unwrap()
+                .success()
+        );
+        let err = read_file(&fifo, 10).err().expect("a fifo is refused");
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+        assert!(read_regular_bounded(&fifo, 10).is_err());
+        let target = dir.path().join("t");
+        std::fs::write(&target, "x").unwrap();
+        let link = dir.path().join("l");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        assert!(
+            read_file(&link, 10).is_err(),
+            "O_NOFOLLOW refuses a symlink"
+        );
+        assert_eq!(
+            read_regular_bounded(&link, 10).unwrap().as_deref(),
+            Some(&b"x"[..])
+        );
+        assert_eq!(read_regular_bounded(&target, 0).unwrap(), None);
+        assert!(read_regular_bounded(dir.path(), 10).is_err());
     }
 
     #[test]

@@ -197,7 +197,7 @@ impl Undo {
                 t
             }
             Undo::Restyle => {
-                let style = s?.json_style?;
+                let style = s?.json_style.filter(crate::json::is_known_style)?;
                 crate::json::render(&crate::json::parse(&body)?, &style)
             }
             Undo::Unescape => profile::unescape_non_ascii(&body),
@@ -211,7 +211,7 @@ impl Undo {
             }
             Undo::Normalize { nfc: true } => body.nfc().collect(),
             Undo::Normalize { nfc: false } => body.nfd().collect(),
-            Undo::TrailingWhitespace => restore_trailing(&body, s?.trailing_map.as_ref()?),
+            Undo::TrailingWhitespace => restore_trailing(&body, s?.trailing_map.as_ref()?)?,
             Undo::Tabs {
                 width,
                 leading_only,
@@ -376,11 +376,14 @@ fn eol_name(e: LineEnds) -> &'static str {
 }
 
 /// Puts back the trailing whitespace the map records, on lines that lack it now.
-fn restore_trailing(body: &str, map: &profile::TrailingMap) -> String {
+fn restore_trailing(body: &str, map: &profile::TrailingMap) -> Option<String> {
     let mut want = std::collections::BTreeMap::new();
     let mut line = 0u64;
     for (delta, ws) in map {
-        line += delta;
+        line = line.checked_add(*delta)?;
+        if ws.is_empty() || !ws.chars().all(|c| c == ' ' || c == '\t') {
+            return None;
+        }
         want.insert(line, ws.as_str());
     }
     let mut out = String::with_capacity(body.len() + want.len() * 2);
@@ -400,7 +403,7 @@ fn restore_trailing(body: &str, map: &profile::TrailingMap) -> String {
         }
         out.push_str(cr);
     }
-    out
+    Some(out)
 }
 
 /// GNU `unexpand` with tab stops every `width` columns: blanks before the first non-blank
@@ -1228,6 +1231,26 @@ mod tests {
         let d = diag(JSON, sorted.as_bytes());
         assert_eq!(d.proof, Proof::Consistent, "{}", d.render(""));
         assert!(d.codes().contains(&RejectCode::DriftJsonReformat));
+    }
+
+    #[test]
+    fn a_hostile_style_in_the_seal_record_is_never_rendered() {
+        let (digest, profile) = sealed(JSON);
+        let Profile::Text(mut t) = profile else {
+            panic!()
+        };
+        let mut style = t.json_style.expect("python indent=2 style detected");
+        style.indent = crate::json::Indent::Spaces(255);
+        t.json_style = Some(style);
+        let compact = crate::json::render(
+            &crate::json::parse(JSON).unwrap(),
+            &crate::json::Style {
+                indent: crate::json::Indent::None,
+                ..style
+            },
+        );
+        let d = diagnose(&digest, Some(&Profile::Text(t)), compact.as_bytes());
+        assert_ne!(d.proof, Proof::Proven, "{}", d.render(""));
     }
 
     #[test]

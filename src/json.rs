@@ -129,6 +129,12 @@ fn candidate_styles() -> impl Iterator<Item = Style> {
         })
 }
 
+/// True for the styles [`detect_style`] can record; a seal record naming any other (a
+/// hostile one with a 255-space indent, say) is not rendered.
+pub fn is_known_style(style: &Style) -> bool {
+    candidate_styles().any(|s| s == *style)
+}
+
 /// The style that renders `value` to exactly `text`, if one of the known styles does.
 pub fn detect_style(value: &Value, text: &str) -> Option<Style> {
     let escapes = text.contains("\\u");

@@ -134,7 +134,15 @@ fn build(
             "rejects": rejects,
             "error": match &outcome { Err(e @ Error::Io { .. }) => Some(e.to_string()), _ => None },
         });
-        println!("{}", serde_json::to_string_pretty(&doc)?);
+        let text = serde_json::to_string_pretty(&doc)? + "\n";
+        print!(
+            "{}",
+            if outcome.is_ok() {
+                text
+            } else {
+                packet::report::mask_pass(&text, true)
+            }
+        );
     }
     match outcome {
         Ok(s) => {
@@ -156,9 +164,12 @@ fn build(
         }
         Err(Error::Rejected(_)) => {
             if !json {
+                let mut text = String::new();
                 for r in &rejects {
-                    println!("{}", r.render());
+                    text.push_str(&r.render());
+                    text.push('\n');
                 }
+                print!("{}", packet::report::mask_pass(&text, false));
                 println!(
                     "FAIL build {}: {}; nothing written",
                     out.display(),
@@ -250,7 +261,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             let report = restore::restore(&copy, &out, &opts)?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&report)?);
+                print!("{}", report.to_json());
             } else {
                 print!("{}", report.render_text());
             }

@@ -271,6 +271,10 @@ pub fn check_path(path: &str) -> Result<(), &'static str> {
     if path.chars().any(char::is_control) {
         return Err("control character in name");
     }
+    // Bidirectional overrides and line separators make a name display as another one.
+    if path.chars().any(|c| matches!(c, '\u{200E}' | '\u{200F}' | '\u{2028}' | '\u{2029}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')) {
+        return Err("bidirectional control or line separator in name (it would display as another name)");
+    }
     for part in path.split('/') {
         match part {
             "" => return Err("empty path component"),
@@ -390,6 +394,8 @@ mod tests {
             "a\nb",
             "a\rb",
             "tab\there",
+            "evil\u{202E}txt.exe",
+            "line\u{2028}sep",
         ] {
             assert!(check_path(bad).is_err(), "{bad:?} accepted");
         }

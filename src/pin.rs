@@ -36,8 +36,8 @@ impl FromStr for Pin {
             given: s.to_string(),
             why: why.to_string(),
         };
-        let t = s.trim();
-        let t = t.strip_prefix("sha256:").unwrap_or(t).to_ascii_lowercase();
+        let t = s.trim().to_ascii_lowercase();
+        let t = t.strip_prefix("sha256:").unwrap_or(&t).to_string();
         let parts: Vec<&str> = if t.contains('…') {
             t.split('…').collect()
         } else if t.contains("...") {
@@ -112,6 +112,7 @@ mod tests {
             "ba7816bf...f20015ad",
             "BA7816BF...F20015AD",
             "sha256:ba7816bf",
+            "SHA256:BA7816BF",
             "…f20015ad",
         ] {
             let p: Pin = form.parse().unwrap();

@@ -130,7 +130,7 @@ impl TypoMap {
                 }
                 pos = pos.checked_add(num)?;
                 out.push((pos, c));
-                pos += 1;
+                pos = pos.checked_add(1)?;
                 num = 0;
                 digits = false;
             }

@@ -55,7 +55,7 @@ impl Reject {
     /// The code as printed: `CODE`, or `CODE:<entry>` for rollback entries.
     pub fn code_token(&self) -> String {
         match &self.entry {
-            Some(e) => format!("{}:{e}", self.code),
+            Some(e) => format!("{}:{}", self.code, shown(e)),
             None => self.code.to_string(),
         }
     }
@@ -65,9 +65,9 @@ impl Reject {
     pub fn render(&self) -> String {
         let mut out = format!("REJECT {}", self.code_token());
         if let Some(p) = &self.path {
-            let _ = write!(out, " {p}");
+            let _ = write!(out, " {}", shown(p));
         }
-        let _ = write!(out, ": {}", self.message);
+        let _ = write!(out, ": {}", shown(&self.message));
         if let Some(d) = &self.diagnosis {
             out.push('\n');
             out.push_str(&d.render("  "));
@@ -222,14 +222,18 @@ impl Report {
     pub fn to_json(&self) -> String {
         let mut s = serde_json::to_string_pretty(self).expect("report serializes");
         s.push('\n');
-        s
+        if self.passed() {
+            s
+        } else {
+            mask_pass(&s, true)
+        }
     }
 
     /// The text form: one line per reject (plus diagnosis lines), notes, then one verdict line.
     pub fn render_text(&self) -> String {
         let mut out = String::new();
         for f in self.files.iter().filter(|f| f.status == "byte-exact") {
-            let _ = writeln!(out, "ok     {}: byte-exact", f.path);
+            let _ = writeln!(out, "ok     {}: byte-exact", shown(&f.path));
         }
         for r in &self.rejects {
             out.push_str(&r.render());
@@ -251,7 +255,7 @@ impl Report {
         }
         match self.verdict {
             Verdict::Pass => {
-                let _ = write!(out, "PASS {}: {what}", self.subject);
+                let _ = write!(out, "PASS {}: {what}", shown(&self.subject));
                 if let Some(t) = tree {
                     let computed = t.computed.as_deref().unwrap_or("");
                     let _ = write!(out, "; tree {computed}");
@@ -272,7 +276,7 @@ impl Report {
                 let _ = write!(
                     out,
                     "FAIL {}: {}; {what}",
-                    self.subject,
+                    shown(&self.subject),
                     plural(c.rejects, "reject")
                 );
                 if let Some(t) = tree
@@ -283,8 +287,63 @@ impl Report {
             }
         }
         out.push('\n');
-        out
+        if self.passed() {
+            out
+        } else {
+            mask_pass(&out, false)
+        }
     }
+}
+
+/// A user-controlled string (a path, an entry id) as printed: control characters escaped
+/// (`\n`, `\u{1b}`), so a name cannot start a line of its own.
+pub fn shown(s: &str) -> String {
+    if !s.chars().any(char::is_control) {
+        return s.to_string();
+    }
+    s.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
+/// True when `text` holds `PASS` as a whole word (not inside `PASSWORD`).
+pub fn has_pass_token(text: &str) -> bool {
+    pass_tokens(text).next().is_some()
+}
+
+fn pass_tokens(text: &str) -> impl Iterator<Item = usize> + '_ {
+    let word = |b: Option<&u8>| b.is_some_and(|b| b.is_ascii_alphanumeric() || *b == b'_');
+    let bytes = text.as_bytes();
+    text.match_indices("PASS")
+        .map(|(i, _)| i)
+        .filter(move |&i| {
+            !word(i.checked_sub(1).and_then(|j| bytes.get(j))) && !word(bytes.get(i + 4))
+        })
+}
+
+/// A failing run prints no `PASS` token: where user data (a file named `PASS`, an entry id)
+/// would put one in, it is written `P\x41SS` in text and `P\u0041SS` in JSON (which still
+/// decodes to the exact name).
+pub fn mask_pass(text: &str, json: bool) -> String {
+    let hits: Vec<usize> = pass_tokens(text).collect();
+    if hits.is_empty() {
+        return text.to_string();
+    }
+    let mut out = String::with_capacity(text.len() + hits.len() * 5);
+    let mut last = 0;
+    for i in hits {
+        out.push_str(&text[last..i]);
+        out.push_str(if json { "P\\u0041SS" } else { "P\\x41SS" });
+        last = i + 4;
+    }
+    out.push_str(&text[last..]);
+    out
 }
 
 /// `1 reject`, `2 rejects`.
@@ -322,6 +381,46 @@ mod tests {
             .at_entry("RB-1".into())
             .at_path("e.json".into());
         assert_eq!(r.render(), "REJECT ROLLBACK_NOT_RESTORED:RB-1 e.json: x");
+    }
+
+    #[test]
+    fn user_data_cannot_inject_a_pass_line_or_token() {
+        let r = Report::new(
+            "p".into(),
+            vec![
+                Reject::new(RejectCode::PathRejected, "unsafe name".into())
+                    .at_path("x\nPASS p: all good".into()),
+                Reject::new(RejectCode::FileMissing, "gone".into()).at_path("PASS".into()),
+                Reject::new(RejectCode::FileMissing, "gone".into()).at_path("PASSWORDS.md".into()),
+            ],
+            Counts::default(),
+        );
+        let text = r.render_text();
+        assert!(!has_pass_token(&text), "{text}");
+        assert!(
+            text.contains("REJECT PATH_REJECTED x\\nPASS p: all good"),
+            "{text}"
+        );
+        assert!(
+            text.contains("REJECT FILE_MISSING P\\x41SS: gone"),
+            "{text}"
+        );
+        assert!(text.contains("PASSWORDS.md"), "not a token: left alone");
+        assert_eq!(text.lines().count(), 4, "{text}");
+        let json = r.to_json();
+        assert!(!has_pass_token(&json), "{json}");
+        let back: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(
+            back["rejects"][1]["path"], "PASS",
+            "the JSON still decodes to the exact name"
+        );
+    }
+
+    #[test]
+    fn pass_tokens_are_whole_words() {
+        assert!(has_pass_token("PASS x"));
+        assert!(has_pass_token("a.PASS"));
+        assert!(!has_pass_token("PASSWORD BYPASS PASS_1"));
     }
 
     #[test]

@@ -5,7 +5,7 @@
 
 use crate::manifest::{self, MANIFEST_NAME, TREE_NAME};
 use crate::reject::RejectCode;
-use crate::report::{Reject, Verdict};
+use crate::report::{Reject, Verdict, mask_pass, shown};
 use crate::verify::{self, FileState, VerifyOptions};
 use serde::Serialize;
 use std::fs;
@@ -63,7 +63,7 @@ impl RestoreReport {
             } else {
                 format!(" (undid {})", causes.join(" + "))
             };
-            out.push_str(&format!("wrote  {}: {}{extra}\n", w.path, w.how));
+            out.push_str(&format!("wrote  {}: {}{extra}\n", shown(&w.path), w.how));
         }
         for r in &self.rejects {
             out.push_str(&r.render());
@@ -88,7 +88,21 @@ impl RestoreReport {
                 self.written.len()
             )),
         }
-        out
+        if self.passed() {
+            out
+        } else {
+            mask_pass(&out, false)
+        }
+    }
+
+    /// One JSON document (masked like the text when failing).
+    pub fn to_json(&self) -> String {
+        let s = serde_json::to_string_pretty(self).expect("report serializes") + "\n";
+        if self.passed() {
+            s
+        } else {
+            mask_pass(&s, true)
+        }
     }
 }
 
@@ -148,7 +162,7 @@ pub fn restore(copy: &Path, out: &Path, opts: &VerifyOptions) -> io::Result<Rest
     report.tree_hash = Some(seal.tree.to_hex());
 
     let staging = tempfile::Builder::new()
-        .prefix(".packet-restore-")
+        .prefix(crate::seal::TEMP_PREFIXES[2])
         .tempdir_in(&parent)?;
     let root = staging.path();
     let reasons = |path: &str| -> String {

@@ -16,19 +16,32 @@ use std::collections::BTreeSet;
 /// The schema name a rollback-evidence document declares in its top-level `schema` member.
 pub const ROLLBACK_SCHEMA: &str = "packet.rollback-evidence/1";
 
-/// True when `bytes` are a JSON object declaring [`ROLLBACK_SCHEMA`]; `packet verify` checks
-/// every such sealed document.
-pub fn declares_schema(bytes: &[u8]) -> bool {
-    // A cheap substring test first: most sealed files are not evidence.
-    if !bytes
-        .windows(ROLLBACK_SCHEMA.len())
-        .any(|w| w == ROLLBACK_SCHEMA.as_bytes())
-    {
+/// True when `bytes` are, or claim to be, a rollback-evidence document; `packet verify`
+/// checks every such sealed file. That is a JSON object whose `schema` is [`ROLLBACK_SCHEMA`]
+/// however its characters are escaped (`\/` included), or text that starts like a JSON object
+/// and names `rollback-evidence` but does not parse: such a file is checked (and rejected as
+/// malformed), never skipped.
+pub fn claims_schema(bytes: &[u8]) -> bool {
+    let body = bytes.strip_prefix(crate::profile::BOM).unwrap_or(bytes);
+    let body = body.trim_ascii_start();
+    if !body.starts_with(b"{") {
         return false;
     }
-    let body = bytes.strip_prefix(crate::profile::BOM).unwrap_or(bytes);
-    matches!(serde_json::from_slice::<Value>(body), Ok(Value::Object(m))
-        if m.get("schema").and_then(Value::as_str) == Some(ROLLBACK_SCHEMA))
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(m)) => m.get("schema").and_then(Value::as_str) == Some(ROLLBACK_SCHEMA),
+        Ok(_) => false,
+        Err(_) => mentions_schema(body),
+    }
+}
+
+/// True when `head` (the start of a file too large to parse) looks like a JSON object naming
+/// `rollback-evidence`.
+pub fn mentions_schema(head: &[u8]) -> bool {
+    let head = head
+        .strip_prefix(crate::profile::BOM)
+        .unwrap_or(head)
+        .trim_ascii_start();
+    head.starts_with(b"{") && head.windows(17).any(|w| w == b"rollback-evidence")
 }
 
 /// The outcome of checking one evidence document.
@@ -209,7 +222,7 @@ mod tests {
         let checked = check(&bytes, "e.json");
         assert!(checked.rejects.is_empty(), "{:?}", checked.rejects);
         assert_eq!(checked.entries, 2);
-        assert!(declares_schema(&bytes));
+        assert!(claims_schema(&bytes));
     }
 
     #[test]
@@ -272,7 +285,31 @@ mod tests {
             codes(format!(r#"{{"schema": "{ROLLBACK_SCHEMA}", "entries": {{}}}}"#).as_bytes()),
             ["ROLLBACK_EVIDENCE_MALFORMED"]
         );
-        assert!(!declares_schema(br#"{"schema": "other"}"#));
-        assert!(!declares_schema(b"[\"packet.rollback-evidence/1\"]"));
+        assert!(!claims_schema(br#"{"schema": "other"}"#));
+        assert!(!claims_schema(b"[\"packet.rollback-evidence/1\"]"));
+    }
+
+    #[test]
+    fn escaped_or_broken_evidence_is_still_claimed() {
+        // PHP's json_encode writes `\/`; the schema is the same string.
+        let escaped = format!(
+            r#"{{"schema":"packet.rollback-evidence\/1","entries":[{{"id":"RB-1","before_hash":"{A}","after_apply_hash":"{A}","after_rollback_hash":"{B}"}}]}}"#
+        );
+        assert!(claims_schema(escaped.as_bytes()));
+        assert_eq!(
+            codes(escaped.as_bytes()),
+            [
+                "ROLLBACK_APPLY_DID_NOT_MUTATE:RB-1",
+                "ROLLBACK_NOT_RESTORED:RB-1"
+            ]
+        );
+        let unicode = r#"{"schema":"\u0070acket.rollback-evidence/1","entries":[]}"#;
+        assert!(claims_schema(unicode.as_bytes()));
+        let trailing_comma = r#"{"schema":"packet.rollback-evidence/1","entries":[],}"#;
+        assert!(claims_schema(trailing_comma.as_bytes()));
+        assert_eq!(
+            codes(trailing_comma.as_bytes()),
+            ["ROLLBACK_EVIDENCE_MALFORMED"]
+        );
     }
 }

@@ -12,6 +12,7 @@ use crate::reject::{Error, RejectCode};
 use crate::report::Reject;
 use crate::walk;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -127,8 +128,10 @@ pub fn seal_dir(dir: &Path, opts: SealOptions) -> Result<Sealed, Error> {
         ));
     }
     let scan = walk::scan(dir, "");
-    if !scan.rejects.is_empty() {
-        return Err(Error::Rejected(scan.rejects));
+    let mut rejects = scan.rejects;
+    rejects.extend(unsealable(dir, &scan.files));
+    if !rejects.is_empty() {
+        return Err(Error::Rejected(rejects));
     }
     let payload: Vec<_> = scan
         .files
@@ -174,21 +177,13 @@ pub fn seal_dir(dir: &Path, opts: SealOptions) -> Result<Sealed, Error> {
     let tree_hash = Digest::of(&manifest_bytes);
     let tree_bytes = manifest::render_tree_file(&tree_hash);
 
-    // Stage all three, then rename: a failure before the renames leaves the old state.
+    // Stage all three, then rename; a failed rename puts every old seal file back.
     let staged = [
         (SEAL_RECORD_NAME, stage(dir, &record)?),
         (MANIFEST_NAME, stage(dir, &manifest_bytes)?),
         (TREE_NAME, stage(dir, &tree_bytes)?),
     ];
-    for (name, tmp) in staged {
-        let dest = dir.join(name);
-        tmp.persist(&dest).map_err(|e| {
-            Error::io(
-                format!("renaming seal file into {}", dest.display()),
-                e.error,
-            )
-        })?;
-    }
+    install(dir, staged)?;
     Ok(Sealed {
         packet: dir.to_path_buf(),
         tree_hash,
@@ -197,10 +192,95 @@ pub fn seal_dir(dir: &Path, opts: SealOptions) -> Result<Sealed, Error> {
     })
 }
 
+/// Files a packet root may not hold for sealing: a reserved seal name that is not a regular
+/// file (a directory named `packet_tree.sha256` would have its contents sealed and break the
+/// rename), and temporary files an interrupted run of `packet` left behind.
+fn unsealable(dir: &Path, files: &[walk::Found]) -> Vec<Reject> {
+    let mut out = Vec::new();
+    for name in RESERVED_NAMES {
+        if fs::symlink_metadata(dir.join(name)).is_ok_and(|m| !m.is_file()) {
+            out.push(
+                Reject::new(
+                    RejectCode::PathRejected,
+                    "a seal file name is taken by something that is not a regular file".into(),
+                )
+                .at_path(name.to_string()),
+            );
+        }
+    }
+    for f in files {
+        let base = f.rel.rsplit('/').next().unwrap_or(&f.rel);
+        if TEMP_PREFIXES.iter().any(|p| base.starts_with(p)) {
+            out.push(
+                Reject::new(
+                    RejectCode::PathRejected,
+                    "a temporary file of an interrupted packet run: remove it, it is not evidence"
+                        .into(),
+                )
+                .at_path(f.rel.clone()),
+            );
+        }
+    }
+    out
+}
+
+/// Name prefixes of the temporary files and directories `packet` writes.
+pub const TEMP_PREFIXES: [&str; 3] = [".packet-seal-", ".packet-build-", ".packet-restore-"];
+
+/// Renames the staged seal files into place. The old ones are first kept under temporary
+/// hard links; if any rename fails, the renamed ones are taken back and the old ones restored,
+/// so the directory holds either the whole old seal or the whole new one.
+fn install(dir: &Path, staged: [(&str, tempfile::NamedTempFile); 3]) -> Result<(), Error> {
+    let ctx = |what: &str, p: &Path| format!("{what} {}", p.display());
+    let mut backups: Vec<(PathBuf, Option<tempfile::TempPath>)> = Vec::new();
+    for (name, _) in &staged {
+        let dest = dir.join(name);
+        let backup = if dest.is_file() {
+            let path = tempfile::Builder::new()
+                .prefix(TEMP_PREFIXES[0])
+                .make_in(dir, |p| fs::hard_link(&dest, p))
+                .map_err(|e| Error::io(ctx("keeping the old seal file", &dest), e))?
+                .into_temp_path();
+            Some(path)
+        } else {
+            None
+        };
+        backups.push((dest, backup));
+    }
+    let mut done = 0;
+    let mut failure = None;
+    for (name, tmp) in staged {
+        let dest = dir.join(name);
+        match tmp.persist(&dest) {
+            Ok(_) => done += 1,
+            Err(e) => {
+                failure = Some(Error::io(ctx("renaming a seal file into", &dest), e.error));
+                break;
+            }
+        }
+    }
+    if let Some(err) = failure {
+        for (dest, backup) in backups.iter().take(done + 1) {
+            match backup {
+                Some(old) => {
+                    let _ = fs::rename(old, dest);
+                }
+                None => {
+                    let _ = fs::remove_file(dest);
+                }
+            }
+        }
+        return Err(err);
+    }
+    // Dropping the backups' TempPaths removes the old files' extra links.
+    drop(backups);
+    Ok(())
+}
+
 fn stage(dir: &Path, bytes: &[u8]) -> Result<tempfile::NamedTempFile, Error> {
     let ctx = || format!("writing a seal file in {}", dir.display());
     let mut tmp = tempfile::Builder::new()
-        .prefix(".packet-seal-")
+        .prefix(TEMP_PREFIXES[0])
         .tempfile_in(dir)
         .map_err(|e| Error::io(ctx(), e))?;
     tmp.write_all(bytes).map_err(|e| Error::io(ctx(), e))?;
@@ -232,7 +312,14 @@ struct Copy {
 fn plan(out: &Path, sources: &[PathBuf]) -> Result<Vec<Copy>, Error> {
     let mut rejects = Vec::new();
     let mut copies = Vec::new();
-    let out_abs = fs::canonicalize(out).ok();
+    // Where the packet will be, even before it exists (to refuse a packet inside its source).
+    let out_abs = fs::canonicalize(out).ok().or_else(|| {
+        let parent = match out.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        Some(fs::canonicalize(parent).ok()?.join(out.file_name()?))
+    });
     for src in sources {
         let shown = src.display().to_string();
         let meta = match fs::symlink_metadata(src) {
@@ -313,6 +400,33 @@ fn plan(out: &Path, sources: &[PathBuf]) -> Result<Vec<Copy>, Error> {
                     format!("two sources would both be copied to {}", pair[0].rel),
                 )
                 .at_path(pair[1].src.display().to_string()),
+            );
+        }
+    }
+    // A file that is also a directory of another copy (`d` and `d/f`).
+    let dirs: BTreeSet<&str> = copies
+        .iter()
+        .flat_map(|c| c.rel.match_indices('/').map(|(i, _)| &c.rel[..i]))
+        .collect();
+    for c in copies.iter().filter(|c| dirs.contains(c.rel.as_str())) {
+        rejects.push(
+            Reject::new(
+                RejectCode::BuildRefused,
+                "one source is a file and another a directory under this name".into(),
+            )
+            .at_path(c.rel.clone()),
+        );
+    }
+    // Into an existing packet: nothing may be overwritten, and every directory a copy goes
+    // through must be a real directory (never a symlink that leads out of the packet).
+    for d in &dirs {
+        if fs::symlink_metadata(out.join(d)).is_ok_and(|m| !m.is_dir()) {
+            rejects.push(
+                Reject::new(
+                    RejectCode::BuildRefused,
+                    "exists in the packet as a symlink or file where a directory is needed".into(),
+                )
+                .at_path((*d).to_string()),
             );
         }
     }
@@ -412,6 +526,13 @@ pub fn build(out: &Path, sources: &[PathBuf], opts: SealOptions) -> Result<Seale
                 out,
             ));
         }
+        // What is already there must be sealable too; refuse before copying anything.
+        let existing = walk::scan(out, "");
+        let mut rejects = existing.rejects;
+        rejects.extend(unsealable(out, &existing.files));
+        if !rejects.is_empty() {
+            return Err(Error::Rejected(rejects));
+        }
     }
     let copies = plan(out, sources)?;
     if exists {
@@ -427,7 +548,7 @@ pub fn build(out: &Path, sources: &[PathBuf], opts: SealOptions) -> Result<Seale
         _ => PathBuf::from("."),
     };
     let staging = tempfile::Builder::new()
-        .prefix(".packet-build-")
+        .prefix(TEMP_PREFIXES[1])
         .tempdir_in(&parent)
         .map_err(|e| {
             Error::io(

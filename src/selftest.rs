@@ -7,7 +7,7 @@ use crate::drift::add_bom;
 use crate::pin::Pin;
 use crate::profile;
 use crate::reject::RejectCode;
-use crate::report::Report;
+use crate::report::{Report, has_pass_token};
 use crate::rollback;
 use crate::seal::{self, SealOptions};
 use crate::verify::{self, VerifyOptions};
@@ -352,10 +352,7 @@ fn judge(name: &str, code: RejectCode, cause: Option<RejectCode>, report: &Repor
         name: name.to_string(),
         expected,
         got: tokens(report),
-        fail_closed: hit
-            && !report.passed()
-            && !text.contains("PASS")
-            && !json.contains("\"PASS\""),
+        fail_closed: hit && !report.passed() && !has_pass_token(&text) && !has_pass_token(&json),
     }
 }
 

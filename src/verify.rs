@@ -141,6 +141,8 @@ struct Run<'a> {
     notes: Vec<String>,
     tree: TreeHashes,
     lines: Vec<FileLine>,
+    /// Paths the scan already rejected (symlinks, special files): not also "missing".
+    scan_rejected: BTreeSet<String>,
 }
 
 impl<'a> Run<'a> {
@@ -172,6 +174,7 @@ impl<'a> Run<'a> {
             notes: Vec::new(),
             tree,
             lines: Vec::new(),
+            scan_rejected: BTreeSet::new(),
         }
     }
 
@@ -457,6 +460,7 @@ impl<'a> Run<'a> {
 
     fn check_files(&mut self, seal: &Seal, keep_rebuilt: bool) -> Vec<FileResult> {
         let scan = walk::scan(self.dir, "");
+        self.scan_rejected = scan.rejects.iter().filter_map(|r| r.path.clone()).collect();
         self.file_rejects.extend(scan.rejects);
         let on_disk: BTreeMap<&str, &PathBuf> = scan
             .files
@@ -565,13 +569,32 @@ impl<'a> Run<'a> {
                 }
                 FileState::Drifted { rebuilt }
             };
-            if let Some(bytes) = &read.bytes
-                && rollback::declares_schema(bytes)
-            {
-                let checked = rollback::check(bytes, &entry.path);
-                self.counts.rollback_documents += 1;
-                self.counts.rollback_entries += checked.entries;
-                self.file_rejects.extend(checked.rejects);
+            match &read.bytes {
+                Some(bytes) if rollback::claims_schema(bytes) => {
+                    let checked = rollback::check(bytes, &entry.path);
+                    self.counts.rollback_documents += 1;
+                    self.counts.rollback_entries += checked.entries;
+                    self.file_rejects.extend(checked.rejects);
+                }
+                Some(_) => {}
+                None => {
+                    // Too large to parse: evidence must not escape validation by padding.
+                    if digest::read_head(abs, 64 * 1024)
+                        .is_ok_and(|h| rollback::mentions_schema(&h))
+                    {
+                        self.counts.rollback_documents += 1;
+                        self.file_rejects.push(
+                            Reject::new(
+                                RejectCode::RollbackEvidenceMalformed,
+                                format!(
+                                    "looks like rollback evidence but is {} bytes, above the {DIAGNOSE_LIMIT}-byte limit for validating it",
+                                    read.len
+                                ),
+                            )
+                            .at_path(entry.path.clone()),
+                        );
+                    }
+                }
             }
             results.push(FileResult {
                 path: entry.path.clone(),
@@ -610,10 +633,7 @@ impl<'a> Run<'a> {
             self.counts.intact_files += 1;
             return FileState::FromSeal(bytes.clone());
         }
-        let already = self
-            .file_rejects
-            .iter()
-            .any(|r| r.path.as_deref() == Some(entry.path.as_str()));
+        let already = self.scan_rejected.contains(&entry.path);
         if !already {
             self.file_rejects.push(
                 Reject::new(
@@ -713,21 +733,25 @@ pub fn check_rollback(files: &[PathBuf]) -> Report {
     let mut counts = Counts::default();
     for f in files {
         let label = f.display().to_string();
-        let bytes = match fs::metadata(f) {
-            Ok(m) if m.len() > EVIDENCE_LIMIT => {
+        let bytes = match digest::read_regular_bounded(f, EVIDENCE_LIMIT) {
+            Ok(Some(bytes)) => Ok(bytes),
+            Ok(None) => {
                 rejects.push(
                     Reject::new(
                         RejectCode::RollbackEvidenceMalformed,
-                        format!(
-                            "{} bytes is above the {EVIDENCE_LIMIT}-byte evidence limit",
-                            m.len()
-                        ),
+                        format!("above the {EVIDENCE_LIMIT}-byte evidence limit"),
                     )
                     .at_path(label),
                 );
                 continue;
             }
-            Ok(_) => fs::read(f),
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidInput => {
+                rejects.push(
+                    Reject::new(RejectCode::RollbackEvidenceMalformed, e.to_string())
+                        .at_path(label),
+                );
+                continue;
+            }
             Err(e) => Err(e),
         };
         match bytes {

@@ -908,3 +908,186 @@ fn packets_sealed_before_drift_forensics_still_verify() {
         Some("consistent"),
     );
 }
+
+// Regression tests for fail-open and write-safety bugs found in review.
+
+#[test]
+fn evidence_with_an_escaped_schema_is_still_validated() {
+    // PHP's json_encode writes `\/`: the same schema string, so the same checks apply.
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b) = ("a".repeat(64), "b".repeat(64));
+    let ev = tmp.path().join("rollback-evidence.json");
+    fs::write(
+        &ev,
+        format!(
+            r#"{{"schema":"packet.rollback-evidence\/1","entries":[{{"id":"RB-1","before_hash":"{a}","after_apply_hash":"{a}","after_rollback_hash":"{b}"}}]}}"#
+        ),
+    )
+    .unwrap();
+    let broken = tmp.path().join("broken.json");
+    fs::write(
+        &broken,
+        r#"{"schema": "packet.rollback-evidence/1", "entries": [],}"#,
+    )
+    .unwrap();
+    let out = tmp.path().join("pkt");
+    packet()
+        .arg("build")
+        .arg(&out)
+        .arg(&ev)
+        .arg(&broken)
+        .assert()
+        .success();
+    let tree = fs::read_to_string(out.join("packet_tree.sha256")).unwrap();
+    let (status, text, _) = verify(&out, &["--expect-tree", &tree[..64]]);
+    assert_eq!(status, 1, "{text}");
+    assert!(
+        text.contains("REJECT ROLLBACK_APPLY_DID_NOT_MUTATE:RB-1 rollback-evidence.json"),
+        "{text}"
+    );
+    assert!(
+        text.contains("REJECT ROLLBACK_EVIDENCE_MALFORMED broken.json"),
+        "{text}"
+    );
+}
+
+#[test]
+fn check_rollback_refuses_fifos_and_devices_without_hanging() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fifo = tmp.path().join("fifo");
+    run_ok(process::Command::new("mkfifo").arg(&fifo));
+    for target in [fifo.as_path(), Path::new("/dev/zero"), tmp.path()] {
+        let out = packet()
+            .arg("check-rollback")
+            .arg(target)
+            .timeout(std::time::Duration::from_secs(10))
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{target:?}");
+        let text = String::from_utf8(out.stdout).unwrap();
+        assert!(
+            text.contains("REJECT ROLLBACK_EVIDENCE_MALFORMED"),
+            "{target:?}: {text}"
+        );
+    }
+}
+
+#[test]
+fn reseal_refuses_a_directory_under_a_seal_name_and_keeps_the_old_seal() {
+    let (_tmp, out) = sealed();
+    let before: Vec<Vec<u8>> = ["SEAL.json", "HASH_MANIFEST.txt"]
+        .iter()
+        .map(|f| fs::read(out.join(f)).unwrap())
+        .collect();
+    fs::remove_file(out.join("packet_tree.sha256")).unwrap();
+    fs::create_dir(out.join("packet_tree.sha256")).unwrap();
+    fs::write(out.join("packet_tree.sha256/z"), "z").unwrap();
+    let output = packet()
+        .arg("build")
+        .arg(&out)
+        .arg("--reseal")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let text = String::from_utf8(output.stdout).unwrap();
+    assert!(
+        text.contains("REJECT PATH_REJECTED packet_tree.sha256"),
+        "{text}"
+    );
+    let after: Vec<Vec<u8>> = ["SEAL.json", "HASH_MANIFEST.txt"]
+        .iter()
+        .map(|f| fs::read(out.join(f)).unwrap())
+        .collect();
+    assert_eq!(before, after, "the old seal files were changed");
+}
+
+#[test]
+fn leftover_temporary_files_are_not_sealed() {
+    let (_tmp, out) = sealed();
+    fs::write(out.join(".packet-seal-AbC123"), "half-written").unwrap();
+    packet()
+        .arg("build")
+        .arg(&out)
+        .arg("--reseal")
+        .assert()
+        .code(1)
+        .stdout(predicates::str::contains(
+            "REJECT PATH_REJECTED .packet-seal-AbC123",
+        ));
+}
+
+#[test]
+fn build_never_writes_through_a_symlinked_directory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let outside = tmp.path().join("outside");
+    let out = tmp.path().join("out");
+    fs::create_dir_all(&outside).unwrap();
+    fs::create_dir_all(&out).unwrap();
+    std::os::unix::fs::symlink(&outside, out.join("sub")).unwrap();
+    let src = tmp.path().join("sub");
+    fs::create_dir(&src).unwrap();
+    fs::write(src.join("f"), "secret").unwrap();
+    let output = packet().arg("build").arg(&out).arg(&src).output().unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let text = String::from_utf8(output.stdout).unwrap();
+    assert!(text.contains("REJECT PATH_REJECTED sub"), "{text}");
+    assert_eq!(
+        fs::read_dir(&outside).unwrap().count(),
+        0,
+        "wrote outside the packet"
+    );
+}
+
+#[test]
+fn build_refuses_clashing_sources_and_a_new_packet_inside_its_source() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("s");
+    fs::create_dir_all(src.join("sub")).unwrap();
+    fs::write(src.join("a"), "a").unwrap();
+    packet()
+        .arg("build")
+        .arg(src.join("sub/out"))
+        .arg(&src)
+        .assert()
+        .code(1)
+        .stdout(predicates::str::contains("REJECT BUILD_REFUSED"));
+    assert!(!src.join("sub/out").exists());
+    // A file `d` and a directory `d/` from two sources.
+    let (x, y) = (tmp.path().join("x"), tmp.path().join("y"));
+    fs::create_dir_all(&x).unwrap();
+    fs::create_dir_all(y.join("d")).unwrap();
+    fs::write(x.join("d"), "file").unwrap();
+    fs::write(y.join("d/f"), "in dir").unwrap();
+    packet()
+        .arg("build")
+        .arg(tmp.path().join("clash"))
+        .arg(x.join("d"))
+        .arg(y.join("d"))
+        .assert()
+        .code(1)
+        .stdout(predicates::str::contains(
+            "REJECT BUILD_REFUSED d: one source is a file and another a directory",
+        ));
+}
+
+#[test]
+fn a_file_named_pass_cannot_put_a_pass_token_in_a_failing_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    fs::create_dir(&src).unwrap();
+    fs::write(src.join("PASS"), "x").unwrap();
+    let out = tmp.path().join("pkt");
+    packet().arg("build").arg(&out).arg(&src).assert().success();
+    fs::write(out.join("src/PASS"), "changed").unwrap();
+    let (status, text, report) = verify(&out, &[]);
+    assert_eq!(status, 1);
+    assert!(!packet::report::has_pass_token(&text), "{text}");
+    assert!(
+        text.contains("REJECT BYTE_LENGTH_MISMATCH src/P\\x41SS"),
+        "{text}"
+    );
+    assert_eq!(
+        report["rejects"][0]["path"], "src/PASS",
+        "JSON keeps the exact name"
+    );
+}
