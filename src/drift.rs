@@ -290,6 +290,18 @@ impl Undo {
                     "Unicode normalization changed to NFC (accents composed)".into()
                 },
             ),
+            Undo::TrailingWhitespace
+                if s.is_some_and(|s| s.trailing_ws_lines <= now.trailing_ws_lines) =>
+            {
+                (
+                    RejectCode::DriftTabs,
+                    format!(
+                        "trailing tabs expanded to spaces: {} tabs sealed, {} now",
+                        s.map_or(0, |s| s.tabs),
+                        now.tabs
+                    ),
+                )
+            }
             Undo::TrailingWhitespace => (
                 RejectCode::DriftTrailingWhitespace,
                 format!(
@@ -375,9 +387,10 @@ fn eol_name(e: LineEnds) -> &'static str {
     }
 }
 
-/// Puts back the trailing whitespace the map records, on lines that lack it now.
+/// Gives every line the map names exactly the trailing whitespace recorded for it, replacing
+/// what it ends with now: that undoes both stripping and the expansion of a trailing tab.
 fn restore_trailing(body: &str, map: &profile::TrailingMap) -> Option<String> {
-    let mut want = std::collections::BTreeMap::new();
+    let mut want = BTreeMap::new();
     let mut line = 0u64;
     for (delta, ws) in map {
         line = line.checked_add(*delta)?;
@@ -395,11 +408,12 @@ fn restore_trailing(body: &str, map: &profile::TrailingMap) -> Option<String> {
             Some(c) => (c, "\r"),
             None => (l, ""),
         };
-        out.push_str(content);
-        if let Some(ws) = want.get(&(i as u64))
-            && !content.ends_with(ws)
-        {
-            out.push_str(ws);
+        match want.get(&(i as u64)) {
+            Some(ws) => {
+                out.push_str(content.trim_end_matches([' ', '\t']));
+                out.push_str(ws);
+            }
+            None => out.push_str(content),
         }
         out.push_str(cr);
     }
@@ -515,7 +529,9 @@ fn candidate_slots(s: Option<&TextProfile>, now: &TextProfile, body: &str) -> Ve
             if s.nfc != now.nfc {
                 slots.push(vec![Undo::Normalize { nfc: s.nfc }]);
             }
-            if s.trailing_ws_lines > now.trailing_ws_lines && s.trailing_map.is_some() {
+            // Stripped trailing whitespace, or a trailing tab expanded to spaces.
+            let trailing_moved = s.trailing_ws_lines > now.trailing_ws_lines || s.tabs > now.tabs;
+            if trailing_moved && s.trailing_map.is_some() {
                 slots.push(vec![Undo::TrailingWhitespace]);
             }
             if s.tabs > now.tabs {
@@ -695,7 +711,8 @@ pub fn examine(sealed_digest: &Digest, sealed: Option<&Profile>, current: &[u8])
     let slots = candidate_slots(sealed_text, now, body);
 
     if let Some((undos, bytes)) = search(sealed_digest, bom, body, &slots, sealed_text) {
-        let causes: Vec<Cause> = undos.iter().map(|u| u.cause(sealed_text, now)).collect();
+        let mut causes: Vec<Cause> = undos.iter().map(|u| u.cause(sealed_text, now)).collect();
+        causes.dedup_by(|a, b| a.code == b.code);
         let names: Vec<String> = causes.iter().map(|c| c.code.to_string()).collect();
         let summary = format!(
             "undoing {} on the current bytes gives back the sealed SHA-256 exactly",
