@@ -180,6 +180,22 @@ struct Work {
 }
 
 impl Undo {
+    /// Position in the order undos are applied (the order of the variants above).
+    fn rank(self) -> u8 {
+        match self {
+            Undo::Mojibake { .. } => 0,
+            Undo::Restyle => 1,
+            Undo::Unescape => 2,
+            Undo::LineEnds(_) => 3,
+            Undo::Normalize { .. } => 4,
+            Undo::TrailingWhitespace => 5,
+            Undo::Tabs { .. } => 6,
+            Undo::Typographic { .. } => 7,
+            Undo::FinalNewline { .. } => 8,
+            Undo::Bom { .. } => 9,
+        }
+    }
+
     /// Applies the undo; `None` when it cannot apply to this text.
     fn apply(self, mut w: Work, s: Option<&TextProfile>) -> Option<Work> {
         let body = std::mem::take(&mut w.body);
@@ -495,8 +511,11 @@ fn restore_typographic(body: &str, map: &[(u64, char)], double_dash: bool) -> Op
 /// For each slot of causes the profiles point to, its variants (one is chosen at most).
 fn candidate_slots(s: Option<&TextProfile>, now: &TextProfile, body: &str) -> Vec<Vec<Undo>> {
     let mut slots: Vec<Vec<Undo>> = Vec::new();
-    let mojibake_possible = s.is_none_or(|s| now.non_ascii > s.non_ascii);
-    if mojibake_possible {
+    let mut unmojibaked: Option<String> = None;
+    // Counts cannot rule mojibake out (a fold first can remove as many non-ASCII characters as
+    // mojibake adds); a reversal that yields valid UTF-8 is itself the evidence, and the
+    // digest decides.
+    if now.non_ascii > 0 {
         let mut variants = Vec::new();
         for legacy in [Legacy::Cp1252, Legacy::Latin1] {
             let mut t = body.to_string();
@@ -509,11 +528,34 @@ fn candidate_slots(s: Option<&TextProfile>, now: &TextProfile, body: &str) -> Ve
                     _ => break,
                 }
             }
+            if unmojibaked.is_none() && !variants.is_empty() {
+                unmojibaked = Some(t);
+            }
         }
         if !variants.is_empty() {
             slots.push(variants);
         }
     }
+    // Mojibake hides what happened before it (an NFD text's combining marks become `Ì‚`):
+    // the text with the mojibake undone suggests undos too.
+    let mut profiles = vec![now.clone()];
+    if let Some(t) = &unmojibaked {
+        profiles.push(TextProfile::of(t));
+    }
+    for p in &profiles {
+        for slot in profile_slots(s, p) {
+            if !slots.contains(&slot) {
+                slots.push(slot);
+            }
+        }
+    }
+    slots.sort_by_key(|slot| slot[0].rank());
+    slots
+}
+
+/// Undos suggested by how the sealed profile differs from `now`.
+fn profile_slots(s: Option<&TextProfile>, now: &TextProfile) -> Vec<Vec<Undo>> {
+    let mut slots: Vec<Vec<Undo>> = Vec::new();
     match s {
         Some(s) => {
             if s.json_style.is_some() && s.json_sha256.is_some() && s.json_sha256 == now.json_sha256

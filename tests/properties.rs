@@ -99,3 +99,99 @@ proptest! {
         prop_assert!(named, "{}", report.render_text());
     }
 }
+
+mod drift_combinations {
+    use packet::digest::Digest;
+    use packet::drift::{self, Proof, make};
+    use packet::profile::{self, Profile};
+    use proptest::prelude::*;
+
+    /// One cosmetic drift, as the real tools make it.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+    enum Cause {
+        // In the order a document meets them on a trip (the reverse of the undo order).
+        DropFinalNewline,
+        Fold,
+        ExpandTabs(usize),
+        StripTrailing,
+        Nfd,
+        Crlf,
+        Mojibake,
+        Bom,
+    }
+
+    fn apply(text: &str, c: Cause) -> String {
+        match c {
+            Cause::DropFinalNewline => make::drop_final_newline(text),
+            Cause::Fold => profile::fold_typographic(text),
+            Cause::ExpandTabs(w) => make::expand(text, w),
+            Cause::StripTrailing => make::strip_trailing(text),
+            Cause::Nfd => make::nfd(text),
+            Cause::Crlf => make::crlf(text),
+            Cause::Mojibake => make::mojibake_cp1252(text),
+            Cause::Bom => format!("\u{FEFF}{text}"),
+        }
+    }
+
+    fn cause() -> impl Strategy<Value = Cause> {
+        prop_oneof![
+            Just(Cause::DropFinalNewline),
+            Just(Cause::Fold),
+            Just(Cause::ExpandTabs(4)),
+            Just(Cause::ExpandTabs(8)),
+            Just(Cause::StripTrailing),
+            Just(Cause::Nfd),
+            Just(Cause::Crlf),
+            Just(Cause::Mojibake),
+            Just(Cause::Bom),
+        ]
+    }
+
+    /// Lines of words (ASCII, typographic, Vietnamese), some indented with tabs, some with
+    /// trailing blanks, with or without a final newline.
+    fn text() -> impl Strategy<Value = String> {
+        let word = prop_oneof![
+            "[a-zA-Z0-9]{1,8}",
+            Just("—".to_string()),
+            Just("“quoted”".to_string()),
+            Just("wait…".to_string()),
+            Just("Tiếng".to_string()),
+            Just("Việt".to_string()),
+            Just("chạm".to_string()),
+            Just("->".to_string()),
+            Just("a - b".to_string()),
+        ];
+        let line = (
+            0..3usize,
+            prop::collection::vec(word, 1..6),
+            prop_oneof![Just(""), Just(" "), Just("\t"), Just("  ")],
+        )
+            .prop_map(|(tabs, words, trail)| {
+                format!("{}{}{trail}", "\t".repeat(tabs), words.join(" "))
+            });
+        (prop::collection::vec(line, 1..10), any::<bool>()).prop_map(|(lines, final_nl)| {
+            let mut t = lines.join("\n");
+            if final_nl {
+                t.push('\n');
+            }
+            t
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+        #[test]
+        fn up_to_three_causes_are_proven_and_undone(original in text(), mut causes in prop::collection::vec(cause(), 1..=3)) {
+            causes.sort();
+            causes.dedup_by(|a, b| std::mem::discriminant(a) == std::mem::discriminant(b));
+            let drifted = causes.iter().fold(original.clone(), |t, c| apply(&t, *c));
+            prop_assume!(drifted != original);
+            let sealed = Digest::of(original.as_bytes());
+            let profile = Profile::of(original.as_bytes());
+            let finding = drift::examine(&sealed, Some(&profile), drifted.as_bytes());
+            prop_assert_eq!(finding.diagnosis.proof, Proof::Proven, "{:?}\n{}", causes, finding.diagnosis.render(""));
+            prop_assert_eq!(finding.rebuilt.as_deref(), Some(original.as_bytes()));
+        }
+    }
+}
