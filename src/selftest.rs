@@ -3,7 +3,7 @@
 //! proves verify rejects each with its expected code (and drift cause). Needs no files around it.
 
 use crate::digest::Digest;
-use crate::drift::add_bom;
+use crate::drift::{add_bom, make};
 use crate::pin::Pin;
 use crate::profile;
 use crate::reject::RejectCode;
@@ -39,6 +39,11 @@ pub const FIXTURES: &[(&str, &[u8])] = &[
         include_bytes!("../selftest/reference/004_6716453379d1069e.txt"),
     ),
     ("evidence.json", include_bytes!("../selftest/evidence.json")),
+    ("notes.md", include_bytes!("../selftest/notes.md")),
+    (
+        "tiếng-việt.txt",
+        include_bytes!("../selftest/tiếng-việt.txt"),
+    ),
     (
         "rollback-evidence.json",
         include_bytes!("../selftest/rollback-evidence.json"),
@@ -224,6 +229,72 @@ fn probes() -> Vec<Probe> {
                 })
             },
         ),
+        p(
+            "final newline removed",
+            RejectCode::ByteLengthMismatch,
+            Some(RejectCode::DriftFinalNewline),
+            |d| text_edit(d, "evidence.json", make::drop_final_newline),
+        ),
+        p(
+            "trailing whitespace stripped",
+            RejectCode::ByteLengthMismatch,
+            Some(RejectCode::DriftTrailingWhitespace),
+            |d| text_edit(d, "notes.md", make::strip_trailing),
+        ),
+        p(
+            "tabs expanded to spaces",
+            RejectCode::ByteLengthMismatch,
+            Some(RejectCode::DriftTabs),
+            |d| text_edit(d, "notes.md", |t| make::expand(t, 4)),
+        ),
+        p(
+            "Unicode NFC turned NFD",
+            RejectCode::ByteLengthMismatch,
+            Some(RejectCode::DriftUnicodeNormalization),
+            |d| text_edit(d, "reference/001_d6b50f88b93da72f.txt", make::nfd),
+        ),
+        p(
+            "mojibake (UTF-8 read as Windows-1252)",
+            RejectCode::ByteLengthMismatch,
+            Some(RejectCode::DriftMojibake),
+            |d| text_edit(d, "notes.md", make::mojibake_cp1252),
+        ),
+        p(
+            "JSON re-indented, same value",
+            RejectCode::ByteLengthMismatch,
+            Some(RejectCode::DriftJsonReformat),
+            |d| {
+                text_edit(d, "evidence.json", |t| {
+                    let v = crate::json::parse(t).expect("fixture is JSON");
+                    let four = crate::json::Style {
+                        indent: crate::json::Indent::Spaces(4),
+                        space_after_comma: false,
+                        space_after_colon: true,
+                        sorted_keys: false,
+                        ensure_ascii: false,
+                        final_newline: false,
+                    };
+                    crate::json::render(&v, &four)
+                })
+            },
+        ),
+        p(
+            "file name case changed",
+            RejectCode::FileRenamed,
+            Some(RejectCode::DriftPathNormalization),
+            |d| fs::rename(d.join("notes.md"), d.join("NOTES.md")),
+        ),
+        p(
+            "file name turned NFD",
+            RejectCode::FileRenamed,
+            Some(RejectCode::DriftPathNormalization),
+            |d| {
+                fs::rename(
+                    d.join("tiếng-việt.txt"),
+                    d.join(make::nfd("tiếng-việt.txt")),
+                )
+            },
+        ),
         p("file missing", RejectCode::FileMissing, None, |d| {
             fs::remove_file(d.join("reference/004_6716453379d1069e.txt"))
         }),
@@ -333,13 +404,15 @@ fn tokens(report: &Report) -> Vec<String> {
         .collect()
 }
 
+/// A probe fails closed when verify rejects with its code and, for a drift probe, diagnoses
+/// the cause and proves it (the seal holds enough to rebuild the original bytes).
 fn judge(name: &str, code: RejectCode, cause: Option<RejectCode>, report: &Report) -> ProbeResult {
     let hit = report.rejects.iter().any(|r| {
         r.code == code
             && cause.is_none_or(|c| {
-                r.diagnosis
-                    .as_ref()
-                    .is_some_and(|d| d.causes.iter().any(|x| x.code == c))
+                r.diagnosis.as_ref().is_some_and(|d| {
+                    d.proof == crate::drift::Proof::Proven && d.causes.iter().any(|x| x.code == c)
+                })
             })
     });
     let text = report.render_text();
@@ -476,9 +549,9 @@ mod tests {
                 p.name, p.expected, p.got
             );
         }
-        assert_eq!(report.probes.len(), 14);
+        assert_eq!(report.probes.len(), 22);
         let text = report.render_text();
-        assert!(text.contains("14/14 fail closed"), "{text}");
+        assert!(text.contains("22/22 fail closed"), "{text}");
         assert!(text.ends_with("SELFTEST PASS\n"));
     }
 
