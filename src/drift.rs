@@ -115,6 +115,11 @@ impl From<Diagnosis> for Finding {
 /// Most rebuilds tried for one file; the search stops there and says so.
 const MAX_ATTEMPTS: usize = 256;
 
+/// Most bytes of text the rebuilds of one file may process in all (attempts times the file's
+/// size), so a large file's search stays within seconds: 1 GiB is about 100 rebuilds of a
+/// 10 MiB file.
+const SEARCH_BYTES: usize = 1 << 30;
+
 /// A legacy single-byte encoding that UTF-8 gets misread as.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Legacy {
@@ -657,34 +662,36 @@ fn variant_combos(slots: &[Vec<Undo>], chosen: &[usize]) -> Vec<Vec<Undo>> {
 
 /// Searches for the undos that rebuild the sealed digest: the full set of slots first (the
 /// usual case: every difference the profiles show is a cause), then smaller subsets; a match
-/// is then shrunk to the fewest undos that still rebuild it.
+/// is then shrunk to the fewest undos that still rebuild it. `Err(n)` when the budget of `n`
+/// rebuilds ran out first.
 fn search(
     sealed_digest: &Digest,
     bom: bool,
     body: &str,
     slots: &[Vec<Undo>],
     s: Option<&TextProfile>,
-) -> Option<(Vec<Undo>, Vec<u8>)> {
+) -> Result<Option<(Vec<Undo>, Vec<u8>)>, usize> {
     let n = slots.len();
     let mut subsets: Vec<u32> = (1u32..(1 << n)).collect();
     subsets.sort_by_key(|m| std::cmp::Reverse(m.count_ones()));
+    let budget = (SEARCH_BYTES / body.len().max(1)).clamp(8, MAX_ATTEMPTS);
     let mut attempts = 0;
     for mask in subsets {
         let chosen: Vec<usize> = (0..n).filter(|i| mask & (1 << i) != 0).collect();
         for combo in variant_combos(slots, &chosen) {
             attempts += 1;
-            if attempts > MAX_ATTEMPTS {
-                return None;
+            if attempts > budget {
+                return Err(budget);
             }
             let Some(bytes) = rebuild(bom, body, &combo, s) else {
                 continue;
             };
             if Digest::of(&bytes) == *sealed_digest {
-                return Some(shrink(sealed_digest, bom, body, combo, bytes, s));
+                return Ok(Some(shrink(sealed_digest, bom, body, combo, bytes, s)));
             }
         }
     }
-    None
+    Ok(None)
 }
 
 fn shrink(
@@ -752,7 +759,8 @@ pub fn examine(sealed_digest: &Digest, sealed: Option<&Profile>, current: &[u8])
     };
     let slots = candidate_slots(sealed_text, now, body);
 
-    if let Some((undos, bytes)) = search(sealed_digest, bom, body, &slots, sealed_text) {
+    let searched = search(sealed_digest, bom, body, &slots, sealed_text);
+    if let Ok(Some((undos, bytes))) = searched {
         let mut causes: Vec<Cause> = undos.iter().map(|u| u.cause(sealed_text, now)).collect();
         causes.dedup_by(|a, b| a.code == b.code);
         let names: Vec<String> = causes.iter().map(|c| c.code.to_string()).collect();
@@ -766,9 +774,17 @@ pub fn examine(sealed_digest: &Digest, sealed: Option<&Profile>, current: &[u8])
         };
     }
 
+    let cut = match searched {
+        Err(n) => {
+            format!("; the search for an exact rebuild stopped at its budget of {n} rebuilds")
+        }
+        Ok(_) => String::new(),
+    };
     let Some(s) = sealed_text else {
-        let summary = "no seal profile for this file (sealed by another tool?) and no simple undo rebuilds it";
-        return Diagnosis::new(Proof::NotTried, vec![], summary.into()).into();
+        let summary = format!(
+            "no seal profile for this file (sealed by another tool?) and no simple undo rebuilds it{cut}"
+        );
+        return Diagnosis::new(Proof::NotTried, vec![], summary).into();
     };
     // Best effort: every applicable undo's first variant. Mojibake must be undone before a
     // normalized digest can match; the rest the normalized form absorbs anyway.
@@ -823,7 +839,7 @@ pub fn examine(sealed_digest: &Digest, sealed: Option<&Profile>, current: &[u8])
         } else {
             "same text up to these cosmetic causes (normalized digest matches); the exact sealed bytes cannot be rebuilt"
         };
-        return Diagnosis::new(Proof::Consistent, causes, summary.into()).into();
+        return Diagnosis::new(Proof::Consistent, causes, format!("{summary}{cut}")).into();
     }
     Diagnosis::new(Proof::ContentChanged, vec![], content_summary(s, now)).into()
 }
