@@ -660,6 +660,9 @@ fn variant_combos(slots: &[Vec<Undo>], chosen: &[usize]) -> Vec<Vec<Undo>> {
     combos
 }
 
+/// The undos that rebuilt the sealed bytes, and those bytes.
+type Rebuilt = (Vec<Undo>, Vec<u8>);
+
 /// Searches for the undos that rebuild the sealed digest: the full set of slots first (the
 /// usual case: every difference the profiles show is a cause), then smaller subsets; a match
 /// is then shrunk to the fewest undos that still rebuild it. `Err(n)` when the budget of `n`
@@ -670,7 +673,7 @@ fn search(
     body: &str,
     slots: &[Vec<Undo>],
     s: Option<&TextProfile>,
-) -> Result<Option<(Vec<Undo>, Vec<u8>)>, usize> {
+) -> Result<Option<Rebuilt>, usize> {
     let n = slots.len();
     let mut subsets: Vec<u32> = (1u32..(1 << n)).collect();
     subsets.sort_by_key(|m| std::cmp::Reverse(m.count_ones()));
