@@ -18,7 +18,7 @@ fn text() -> String {
     let mut out = String::with_capacity(10 << 20);
     let mut i = 0u64;
     while out.len() < 10 << 20 {
-        if i % 60 == 0 {
+        if i.is_multiple_of(60) {
             out.push_str(&format!(
                 "{i:08} step — snapshot taken; không chạm production\n"
             ));
