@@ -352,9 +352,9 @@ impl Undo {
                 format!(
                     "typographic characters folded to ASCII ({}): {} sealed, {} now",
                     if double_dash {
-                        "em-dash as --"
+                        "em-dash written as --"
                     } else {
-                        "em-dash as -, quotes straightened, ... for …"
+                        "each to its ASCII look-alike"
                     },
                     s.map_or(0, |s| s.typographic),
                     now.typographic
