@@ -127,14 +127,7 @@ pub fn seal_dir(dir: &Path, opts: SealOptions) -> Result<Sealed, Error> {
             dir,
         ));
     }
-    let scan = walk::scan(dir, "");
-    let mut rejects = scan.rejects;
-    rejects.extend(unsealable(dir, &scan.files));
-    if !rejects.is_empty() {
-        return Err(Error::Rejected(rejects));
-    }
-    let payload: Vec<_> = scan
-        .files
+    let payload: Vec<_> = sealable_files(dir)?
         .into_iter()
         .filter(|f| !RESERVED_NAMES.contains(&f.rel.as_str()))
         .collect();
@@ -190,6 +183,19 @@ pub fn seal_dir(dir: &Path, opts: SealOptions) -> Result<Sealed, Error> {
         files: manifest.entries.len(),
         bytes: total,
     })
+}
+
+/// The regular files under `dir`, or every reason it cannot be sealed: symlinks, special
+/// files and unsafe names ([`walk::scan`]) and [`unsealable`] entries.
+fn sealable_files(dir: &Path) -> Result<Vec<walk::Found>, Error> {
+    let scan = walk::scan(dir, "");
+    let mut rejects = scan.rejects;
+    rejects.extend(unsealable(dir, &scan.files));
+    if rejects.is_empty() {
+        Ok(scan.files)
+    } else {
+        Err(Error::Rejected(rejects))
+    }
 }
 
 /// Files a packet root may not hold for sealing: a reserved seal name that is not a regular
@@ -527,12 +533,7 @@ pub fn build(out: &Path, sources: &[PathBuf], opts: SealOptions) -> Result<Seale
             ));
         }
         // What is already there must be sealable too; refuse before copying anything.
-        let existing = walk::scan(out, "");
-        let mut rejects = existing.rejects;
-        rejects.extend(unsealable(out, &existing.files));
-        if !rejects.is_empty() {
-            return Err(Error::Rejected(rejects));
-        }
+        sealable_files(out)?;
     }
     let copies = plan(out, sources)?;
     if exists {

@@ -135,15 +135,7 @@ fn every_case_is_diagnosed_as_recorded_and_proven_ones_restore_exactly() {
         }
         if case.proof == "proven" {
             let restored = tmp.path().join("restored");
-            let r = packet()
-                .arg("restore")
-                .arg(&copy)
-                .arg("--out")
-                .arg(&restored)
-                .arg("--against")
-                .arg(&original)
-                .output()
-                .unwrap();
+            let r = restore(&copy, &restored, &original);
             if r.status.code() != Some(0) {
                 failures.push(format!(
                     "{}: restore failed: {}",
@@ -173,15 +165,7 @@ fn every_case_is_diagnosed_as_recorded_and_proven_ones_restore_exactly() {
         } else {
             // Unproven cases are refused, with the reason, and never written.
             let restored = tmp.path().join("restored");
-            let r = packet()
-                .arg("restore")
-                .arg(&copy)
-                .arg("--out")
-                .arg(&restored)
-                .arg("--against")
-                .arg(&original)
-                .output()
-                .unwrap();
+            let r = restore(&copy, &restored, &original);
             let text = String::from_utf8_lossy(&r.stdout);
             if r.status.code() != Some(1)
                 || !text.contains(&format!("REJECT RESTORE_REFUSED {}", case.file))
@@ -200,6 +184,18 @@ fn every_case_is_diagnosed_as_recorded_and_proven_ones_restore_exactly() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+fn restore(copy: &Path, out: &Path, original: &Path) -> std::process::Output {
+    packet()
+        .arg("restore")
+        .arg(copy)
+        .arg("--out")
+        .arg(out)
+        .arg("--against")
+        .arg(original)
+        .output()
+        .unwrap()
 }
 
 fn dirs_equal(a: &Path, b: &Path) -> bool {
