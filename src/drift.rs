@@ -741,7 +741,7 @@ pub fn examine(sealed_digest: &Digest, sealed: Option<&Profile>, current: &[u8])
             let summary = "binary file: its bytes changed".into();
             return Diagnosis::new(Proof::ContentChanged, vec![], summary).into();
         }
-        Some(Profile::Text(t)) => Some(t),
+        Some(Profile::Text(t)) => Some(t.as_ref()),
         None => None,
     };
     let now_profile = Profile::of(current);

@@ -23,7 +23,7 @@ pub enum Profile {
     Binary,
     /// Valid UTF-8 without NUL bytes.
     #[serde(rename = "utf-8")]
-    Text(TextProfile),
+    Text(Box<TextProfile>),
 }
 
 /// How lines end in a text.
@@ -164,7 +164,7 @@ impl Profile {
     /// Profiles `bytes`.
     pub fn of(bytes: &[u8]) -> Profile {
         match std::str::from_utf8(bytes) {
-            Ok(text) if !bytes.contains(&0) => Profile::Text(TextProfile::of(text)),
+            Ok(text) if !bytes.contains(&0) => Profile::Text(Box::new(TextProfile::of(text))),
             _ => Profile::Binary,
         }
     }
@@ -419,7 +419,7 @@ mod tests {
 
     fn text(bytes: &[u8]) -> TextProfile {
         match Profile::of(bytes) {
-            Profile::Text(t) => t,
+            Profile::Text(t) => *t,
             Profile::Binary => panic!("binary"),
         }
     }
