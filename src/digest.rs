@@ -169,33 +169,40 @@ pub fn read_with<R>(
     keep_limit: u64,
     inspect: impl FnOnce(&[u8], &Digest) -> R,
 ) -> io::Result<Inspected<R>> {
-    let mut file = open_regular(path, false)?;
+    // The walk already saw a regular file; O_NOFOLLOW and O_NONBLOCK keep a swapped-in link
+    // or fifo from being followed or hanging, and the stat below guards the large-file paths.
+    let mut file = open_nofollow(path, false)?;
     BUFFER.with(|cell| {
         let mut buf = cell.borrow_mut();
-        buf.clear();
-        buf.resize(FIRST_READ, 0);
-        let mut n = 0;
-        while n < FIRST_READ {
-            match file.read(&mut buf[n..]) {
-                Ok(0) => break,
-                Ok(k) => n += k,
+        if buf.len() != FIRST_READ {
+            buf.resize(FIRST_READ, 0);
+        }
+        // A regular file's read comes back short only at its end: one read sees a small
+        // file whole.
+        let n = loop {
+            match file.read(&mut buf[..]) {
+                Ok(k) => break k,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }
-        }
+        };
         if n < FIRST_READ {
-            buf.truncate(n);
-            return Ok(whole(&buf, keep_limit, inspect));
+            return Ok(whole(&buf[..n], keep_limit, inspect));
         }
-        let size = file.metadata()?.len();
+        let meta = file.metadata()?;
+        if !meta.is_file() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "not a regular file",
+            ));
+        }
+        let size = meta.len();
         if size < MAP_MIN {
-            buf.truncate(n);
-            file.read_to_end(&mut buf)?;
-            let out = whole(&buf, keep_limit, inspect);
-            if buf.capacity() > MAP_MIN as usize {
-                *buf = Vec::new();
-            }
-            return Ok(out);
+            let mut all = Vec::with_capacity(size as usize + 1);
+            all.extend_from_slice(&buf[..n]);
+            drop(buf);
+            file.read_to_end(&mut all)?;
+            return Ok(whole(&all, keep_limit, inspect));
         }
         drop(buf);
         map_file(&file, size, keep_limit, inspect)
@@ -256,6 +263,17 @@ fn map_file<R>(
 /// the read is refused, not followed. `O_NONBLOCK` keeps a file swapped for a fifo from
 /// hanging the open. Errors of kind `InvalidInput` name a file that is not regular.
 pub fn open_regular(path: &Path, follow: bool) -> io::Result<File> {
+    let file = open_nofollow(path, follow)?;
+    if !file.metadata()?.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a regular file",
+        ));
+    }
+    Ok(file)
+}
+
+fn open_nofollow(path: &Path, follow: bool) -> io::Result<File> {
     let mut opts = std::fs::OpenOptions::new();
     opts.read(true);
     #[cfg(unix)]
@@ -264,14 +282,7 @@ pub fn open_regular(path: &Path, follow: bool) -> io::Result<File> {
         let nofollow = if follow { 0 } else { libc::O_NOFOLLOW };
         opts.custom_flags(nofollow | libc::O_NONBLOCK);
     }
-    let file = opts.open(path)?;
-    if !file.metadata()?.is_file() {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "not a regular file",
-        ));
-    }
-    Ok(file)
+    opts.open(path)
 }
 
 /// The first `n` bytes of the regular file at `path` (fewer if it is shorter).

@@ -12,6 +12,7 @@ pub mod digest;
 pub mod drift;
 pub mod json;
 pub mod manifest;
+pub mod parallel;
 pub mod pin;
 pub mod profile;
 pub mod reject;

@@ -2,6 +2,7 @@
 //! code (0 PASS, 1 any reject or failure, 2 usage error).
 
 use clap::{Parser, Subcommand};
+use packet::parallel::Jobs;
 use packet::pin::Pin;
 use packet::report::{Reject, Report};
 use packet::restore;
@@ -27,8 +28,25 @@ struct Cli {
     /// With --selftest: print the result as one JSON document.
     #[arg(long, requires = "selftest")]
     json: bool,
+    /// Worker threads for hashing (default: one per CPU).
+    #[arg(long, short = 'j', global = true, value_name = "N")]
+    jobs: Option<usize>,
+    /// Print nothing but the verdict line (no progress, no per-file lines).
+    #[arg(long, short = 'q', global = true)]
+    quiet: bool,
     #[command(subcommand)]
     command: Option<Command>,
+}
+
+/// Prints text output; with `--quiet`, only its last line (the verdict).
+fn emit(text: &str, quiet: bool) {
+    if quiet {
+        if let Some(last) = text.lines().last() {
+            println!("{last}");
+        }
+    } else {
+        print!("{text}");
+    }
 }
 
 #[derive(Subcommand)]
@@ -98,11 +116,11 @@ enum Command {
     },
 }
 
-fn print_report(report: &Report, json: bool) -> ExitCode {
+fn print_report(report: &Report, json: bool, quiet: bool) -> ExitCode {
     if json {
         print!("{}", report.to_json());
     } else {
-        print!("{}", report.render_text());
+        emit(&report.render_text(), quiet);
     }
     if report.passed() {
         ExitCode::SUCCESS
@@ -116,8 +134,10 @@ fn build(
     sources: Vec<PathBuf>,
     reseal: bool,
     json: bool,
+    jobs: Jobs,
 ) -> anyhow::Result<ExitCode> {
-    let outcome = seal::build(&out, &sources, SealOptions { reseal });
+    let quiet = !jobs.progress;
+    let outcome = seal::build(&out, &sources, SealOptions { reseal, jobs });
     let rejects: Vec<Reject> = match &outcome {
         Ok(_) => vec![],
         Err(Error::Rejected(r)) => r.clone(),
@@ -154,11 +174,13 @@ fn build(
                     s.bytes,
                     s.tree_hash
                 );
-                println!(
-                    "pin it: packet verify {} --expect-tree {}",
-                    out.display(),
-                    s.tree_hash
-                );
+                if !quiet {
+                    println!(
+                        "pin it: packet verify {} --expect-tree {}",
+                        out.display(),
+                        s.tree_hash
+                    );
+                }
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -169,7 +191,9 @@ fn build(
                     text.push_str(&r.render());
                     text.push('\n');
                 }
-                print!("{}", packet::report::mask_pass(&text, false));
+                if !quiet {
+                    print!("{}", packet::report::mask_pass(&text, false));
+                }
                 println!(
                     "FAIL build {}: {}; nothing written",
                     out.display(),
@@ -208,12 +232,20 @@ fn parse_against(arg: Option<&str>) -> Option<Against> {
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    if cli.jobs == Some(0) {
+        eprintln!("packet: --jobs takes a number of threads of at least 1");
+        return Ok(ExitCode::from(2));
+    }
+    let jobs = Jobs {
+        threads: cli.jobs.unwrap_or(0),
+        progress: !cli.quiet,
+    };
     if cli.selftest {
         let report = selftest::run()?;
         if cli.json {
             println!("{}", serde_json::to_string_pretty(&report)?);
         } else {
-            print!("{}", report.render_text());
+            emit(&report.render_text(), cli.quiet);
         }
         return Ok(if report.passed() {
             ExitCode::SUCCESS
@@ -227,7 +259,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             sources,
             reseal,
             json,
-        }) => build(out, sources, reseal, json),
+        }) => build(out, sources, reseal, json, jobs),
         Some(Command::Verify {
             packet,
             expect_tree,
@@ -242,9 +274,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 &VerifyOptions {
                     expect_tree,
                     against,
+                    jobs,
                 },
             );
-            Ok(print_report(&report, json))
+            Ok(print_report(&report, json, cli.quiet))
         }
         Some(Command::Restore {
             copy,
@@ -258,12 +291,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let opts = VerifyOptions {
                 expect_tree: None,
                 against,
+                jobs,
             };
             let report = restore::restore(&copy, &out, &opts)?;
             if json {
                 print!("{}", report.to_json());
             } else {
-                print!("{}", report.render_text());
+                emit(&report.render_text(), cli.quiet);
             }
             Ok(if report.passed() {
                 ExitCode::SUCCESS
@@ -271,9 +305,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 ExitCode::from(1)
             })
         }
-        Some(Command::CheckRollback { files, json }) => {
-            Ok(print_report(&verify::check_rollback(&files), json))
-        }
+        Some(Command::CheckRollback { files, json }) => Ok(print_report(
+            &verify::check_rollback(&files),
+            json,
+            cli.quiet,
+        )),
         None => {
             eprintln!("packet: give a command or --selftest (see packet --help)");
             Ok(ExitCode::from(2))

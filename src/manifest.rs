@@ -45,8 +45,10 @@ impl Manifest {
     /// The exact bytes of `HASH_MANIFEST.txt`.
     pub fn render(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.entries.len() * 100);
+        let mut hex = [0u8; 64];
         for e in &self.entries {
-            out.extend_from_slice(e.digest.to_hex().as_bytes());
+            hex::encode_to_slice(e.digest.0, &mut hex).expect("64 hex digits for 32 bytes");
+            out.extend_from_slice(&hex);
             out.extend_from_slice(b"  ");
             out.extend_from_slice(e.path.as_bytes());
             out.push(b'\n');

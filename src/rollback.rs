@@ -27,9 +27,25 @@ pub fn claims_schema(bytes: &[u8]) -> bool {
     if !body.starts_with(b"{") {
         return false;
     }
-    match serde_json::from_slice::<Value>(body) {
-        Ok(Value::Object(m)) => m.get("schema").and_then(Value::as_str) == Some(ROLLBACK_SCHEMA),
-        Ok(_) => false,
+    // Only the top-level `schema` is decoded; every other member is skipped (still checked as
+    // JSON) without building a tree, so a large sealed JSON file costs no memory here.
+    #[derive(serde::Deserialize)]
+    struct SchemaOnly {
+        #[serde(default)]
+        schema: Option<serde::de::IgnoredAny>,
+    }
+    #[derive(serde::Deserialize)]
+    struct SchemaString {
+        #[serde(default)]
+        schema: Option<String>,
+    }
+    match serde_json::from_slice::<SchemaOnly>(body) {
+        Ok(SchemaOnly { schema: None }) => false,
+        Ok(_) => match serde_json::from_slice::<SchemaString>(body) {
+            Ok(SchemaString { schema }) => schema.as_deref() == Some(ROLLBACK_SCHEMA),
+            // `schema` is there but not a string: evidence only if it names the schema.
+            Err(_) => mentions_schema(body),
+        },
         Err(_) => mentions_schema(body),
     }
 }

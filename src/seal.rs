@@ -7,6 +7,7 @@
 
 use crate::digest::{self, Digest};
 use crate::manifest::{self, Entry, MANIFEST_NAME, Manifest, TREE_NAME};
+use crate::parallel::{Jobs, Runner};
 use crate::profile::{PROFILE_LIMIT, Profile};
 use crate::reject::{Error, RejectCode};
 use crate::report::Reject;
@@ -51,16 +52,18 @@ impl SealRecord {
     /// The exact bytes written: a header, one compact JSON object per line (so diffs of a
     /// packet's record stay readable), and a final newline. Deterministic.
     pub fn render(&self) -> Vec<u8> {
-        let mut out = format!(
+        let out = format!(
             "{{\"schema\":{},\"files\":[",
             serde_json::to_string(&self.schema).expect("string")
         );
+        let mut out = out.into_bytes();
+        out.reserve(self.files.len() * 96);
         for (i, f) in self.files.iter().enumerate() {
-            out.push_str(if i == 0 { "\n" } else { ",\n" });
-            out.push_str(&serde_json::to_string(f).expect("record serializes"));
+            out.extend_from_slice(if i == 0 { b"\n" } else { b",\n" });
+            serde_json::to_writer(&mut out, f).expect("record serializes");
         }
-        out.push_str("\n]}\n");
-        out.into_bytes()
+        out.extend_from_slice(b"\n]}\n");
+        out
     }
 
     /// Parses a seal record; an error names what is wrong.
@@ -77,11 +80,76 @@ impl SealRecord {
     }
 }
 
+/// A seal record read for verification: every file's path and length, with its profile kept
+/// as raw JSON and parsed only for a file that needs diagnosis (parsing 100,000 profiles up
+/// front would cost more than hashing the files). Files are sorted by path for lookup.
+#[derive(Debug)]
+pub struct Records {
+    files: Vec<LazyFile>,
+}
+
+/// One file of a [`Records`].
+#[derive(Debug, Deserialize)]
+pub struct LazyFile {
+    /// Path relative to the packet root.
+    pub path: String,
+    /// Sealed length in bytes.
+    pub bytes: u64,
+    #[serde(default)]
+    profile: Option<Box<serde_json::value::RawValue>>,
+}
+
+impl LazyFile {
+    /// The sealed profile, parsed now; `None` when absent or unreadable (diagnosis then
+    /// proceeds as for a packet without profiles).
+    pub fn profile(&self) -> Option<Profile> {
+        serde_json::from_str(self.profile.as_ref()?.get()).ok()
+    }
+}
+
+impl Records {
+    /// Parses a seal record's paths and lengths; an error names what is wrong.
+    pub fn parse(bytes: &[u8]) -> Result<Records, String> {
+        #[derive(Deserialize)]
+        struct Lazy {
+            schema: String,
+            files: Vec<LazyFile>,
+        }
+        let lazy: Lazy =
+            serde_json::from_slice(bytes).map_err(|e| format!("not a seal record: {e}"))?;
+        if lazy.schema != SEAL_SCHEMA {
+            return Err(format!(
+                "unknown seal schema {:?} (this packet knows {SEAL_SCHEMA:?})",
+                lazy.schema
+            ));
+        }
+        let mut files = lazy.files;
+        files.sort_by(|a, b| a.path.as_bytes().cmp(b.path.as_bytes()));
+        Ok(Records { files })
+    }
+
+    /// The record of `path`.
+    pub fn get(&self, path: &str) -> Option<&LazyFile> {
+        let i = self
+            .files
+            .binary_search_by(|f| f.path.as_bytes().cmp(path.as_bytes()))
+            .ok()?;
+        Some(&self.files[i])
+    }
+
+    /// Every recorded path, sorted.
+    pub fn paths(&self) -> impl Iterator<Item = &str> {
+        self.files.iter().map(|f| f.path.as_str())
+    }
+}
+
 /// Options for sealing.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct SealOptions {
     /// Replace an existing seal instead of refusing.
     pub reseal: bool,
+    /// Worker threads and progress.
+    pub jobs: Jobs,
 }
 
 /// A finished seal.
@@ -138,12 +206,20 @@ pub fn seal_dir(dir: &Path, opts: SealOptions) -> Result<Sealed, Error> {
         ));
     }
 
+    let runner = Runner::new(opts.jobs, payload.len(), "sealing");
+    let hashed = runner.map(&payload, |f| {
+        let read = digest::read_with(&f.abs, PROFILE_LIMIT, |bytes, _| Profile::of(bytes));
+        if let Ok(r) = &read {
+            runner.done(r.len);
+        }
+        read
+    });
+    drop(runner);
     let mut entries = Vec::with_capacity(payload.len() + 1);
     let mut records = Vec::with_capacity(payload.len());
     let mut total = 0u64;
-    for f in &payload {
-        let read = digest::read_file(&f.abs, PROFILE_LIMIT)
-            .map_err(|e| Error::io(format!("reading {}", f.abs.display()), e))?;
+    for (f, read) in payload.iter().zip(hashed) {
+        let read = read.map_err(|e| Error::io(format!("reading {}", f.abs.display()), e))?;
         total += read.len;
         entries.push(Entry {
             path: f.rel.clone(),
@@ -152,7 +228,7 @@ pub fn seal_dir(dir: &Path, opts: SealOptions) -> Result<Sealed, Error> {
         records.push(FileRecord {
             path: f.rel.clone(),
             bytes: read.len,
-            profile: read.bytes.as_deref().map(Profile::of),
+            profile: read.seen,
         });
     }
     let record = SealRecord {
@@ -625,7 +701,14 @@ mod tests {
         assert!(
             matches!(again, Err(Error::Rejected(ref r)) if r[0].code == RejectCode::BuildRefused)
         );
-        let resealed = seal_dir(a.path(), SealOptions { reseal: true }).unwrap();
+        let resealed = seal_dir(
+            a.path(),
+            SealOptions {
+                reseal: true,
+                ..SealOptions::default()
+            },
+        )
+        .unwrap();
         assert_eq!(resealed.tree_hash, sa.tree_hash);
         let leftovers: Vec<_> = fs::read_dir(a.path())
             .unwrap()

@@ -480,9 +480,15 @@ pub fn run() -> io::Result<SelftestReport> {
             .map_err(|e| e.to_string())
             .and_then(|()| {
                 if probe.reseal {
-                    seal::seal_dir(&dir, SealOptions { reseal: true })
-                        .map(drop)
-                        .map_err(|e| e.to_string())
+                    seal::seal_dir(
+                        &dir,
+                        SealOptions {
+                            reseal: true,
+                            ..SealOptions::default()
+                        },
+                    )
+                    .map(drop)
+                    .map_err(|e| e.to_string())
                 } else {
                     Ok(())
                 }

@@ -7,11 +7,12 @@
 use crate::digest::{self, Digest};
 use crate::drift::{self, DIAGNOSE_LIMIT, NameDrift, Proof, pair_renamed};
 use crate::manifest::{self, MANIFEST_NAME, Manifest, TREE_NAME};
+use crate::parallel::Runner;
 use crate::pin::Pin;
 use crate::reject::RejectCode;
 use crate::report::{Counts, FileLine, Reject, Report, TreeHashes};
 use crate::rollback;
-use crate::seal::{FileRecord, SEAL_RECORD_NAME, SealRecord};
+use crate::seal::{Records, SEAL_RECORD_NAME};
 use crate::walk;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -39,6 +40,8 @@ pub struct VerifyOptions {
     pub expect_tree: Option<Pin>,
     /// Where the seal comes from.
     pub against: Against,
+    /// Worker threads and progress.
+    pub jobs: crate::parallel::Jobs,
 }
 
 /// Largest rollback-evidence file `check-rollback` reads, in bytes.
@@ -126,7 +129,7 @@ pub fn check(dir: &Path, opts: &VerifyOptions, keep_rebuilt: bool) -> Checked {
 /// The seal as loaded: the manifest, the records, and the authenticated bytes if any.
 struct Seal {
     manifest: Manifest,
-    records: Option<BTreeMap<String, FileRecord>>,
+    records: Option<Records>,
     /// The record's authenticated bytes (for a copy that lacks `SEAL.json`).
     record_bytes: Option<Vec<u8>>,
     authentic: Option<SealFiles>,
@@ -268,7 +271,14 @@ impl<'a> Run<'a> {
 
         // The tree file: recorded digest, and whether the manifest (perhaps after undoing a
         // proven drift) hashes to it.
-        let mut authentic: Option<Vec<u8>> = None;
+        // Which bytes are the manifest as sealed: the ones found, ones rebuilt from a proven
+        // drift, or none (not authenticated).
+        enum Authentic {
+            Found,
+            Rebuilt(Vec<u8>),
+            Unproven,
+        }
+        let mut authentic = Authentic::Unproven;
         let mut recorded_digest = None;
         if let Some(tree_path) = &tree_path {
             let label = shown(tree_path);
@@ -285,7 +295,7 @@ impl<'a> Run<'a> {
                         );
                     }
                     if computed == recorded.digest {
-                        authentic = Some(bytes.clone());
+                        authentic = Authentic::Found;
                     } else {
                         let finding = drift::examine(&recorded.digest, None, &bytes);
                         let reject = Reject::new(
@@ -301,7 +311,9 @@ impl<'a> Run<'a> {
                             diagnosis: proven.then_some(finding.diagnosis),
                             ..reject
                         });
-                        authentic = finding.rebuilt;
+                        if let Some(original) = finding.rebuilt {
+                            authentic = Authentic::Rebuilt(original);
+                        }
                     }
                 }
                 Err((why, true)) => self
@@ -314,8 +326,13 @@ impl<'a> Run<'a> {
             }
         } else {
             // A manifest given on its own authenticates itself only through a pin.
-            authentic = Some(bytes.clone());
+            authentic = Authentic::Found;
         }
+        let authentic_tree = match &authentic {
+            Authentic::Found => Some(computed),
+            Authentic::Rebuilt(_) => recorded_digest,
+            Authentic::Unproven => None,
+        };
         for pin in self.pins() {
             if pin.matches(&computed) {
                 continue;
@@ -329,15 +346,17 @@ impl<'a> Run<'a> {
             )
             .at_path(TREE_NAME.into());
             // A manifest that only drifted in transit still matches once the drift is undone.
-            if let (Some(orig), Some(rec)) = (&authentic, recorded_digest)
+            if let (Authentic::Rebuilt(_), Some(rec)) = (&authentic, recorded_digest)
                 && pin.matches(&rec)
-                && Digest::of(orig) == rec
             {
                 reject.diagnosis = Some(drift::diagnose(&rec, None, &bytes));
             }
             self.seal_rejects.push(reject);
         }
-        let authentic = authentic.filter(|a| self.pins().iter().all(|p| p.matches(&Digest::of(a))));
+        let pinned_ok = authentic_tree.is_some_and(|t| self.pins().iter().all(|p| p.matches(&t)));
+        if !pinned_ok {
+            authentic = Authentic::Unproven;
+        }
 
         let (manifest, rejects) = Manifest::parse(&bytes);
         self.seal_rejects
@@ -354,19 +373,26 @@ impl<'a> Run<'a> {
                 }
                 _ => r,
             }));
-        // The authentic bytes, when there are any, are the manifest as sealed.
+        // Rebuilt bytes, when there are any, are the manifest as sealed.
         let manifest = match &authentic {
-            Some(a) => Manifest::parse(a).0,
-            None => manifest,
+            Authentic::Rebuilt(a) => Manifest::parse(a).0,
+            _ => manifest,
         };
         self.counts.sealed_files = manifest.entries.len();
 
         let (records, record_bytes) =
             self.load_records(&manifest, &[seal_dir, self.dir.to_path_buf()]);
-        let seal_files = authentic.map(|m| SealFiles {
-            tree: Digest::of(&m),
-            manifest: m,
-        });
+        // The record's bytes stand in for a copy's missing SEAL.json only against an original.
+        let against_other = matches!(self.opts.against, Against::Packet(_) | Against::Manifest(_));
+        let record_bytes = record_bytes.filter(|_| against_other);
+        let seal_files = match (authentic, authentic_tree) {
+            (Authentic::Found, Some(tree)) => Some(SealFiles {
+                manifest: bytes,
+                tree,
+            }),
+            (Authentic::Rebuilt(m), Some(tree)) => Some(SealFiles { manifest: m, tree }),
+            _ => None,
+        };
         Some(Seal {
             manifest,
             records,
@@ -382,7 +408,7 @@ impl<'a> Run<'a> {
         &mut self,
         manifest: &Manifest,
         dirs: &[PathBuf],
-    ) -> (Option<BTreeMap<String, FileRecord>>, Option<Vec<u8>>) {
+    ) -> (Option<Records>, Option<Vec<u8>>) {
         let Some(entry) = manifest.entries.iter().find(|e| e.path == SEAL_RECORD_NAME) else {
             self.notes.push(format!(
                 "no {SEAL_RECORD_NAME} in the manifest (sealed by another tool?): byte lengths are not checked and drift diagnosis is limited"
@@ -419,7 +445,7 @@ impl<'a> Run<'a> {
             ));
             return (None, None);
         };
-        let record = match SealRecord::parse(&bytes) {
+        let map = match Records::parse(&bytes) {
             Ok(r) => r,
             Err(why) => {
                 self.seal_rejects.push(
@@ -428,13 +454,8 @@ impl<'a> Run<'a> {
                 return (None, None);
             }
         };
-        let map: BTreeMap<String, FileRecord> = record
-            .files
-            .into_iter()
-            .map(|f| (f.path.clone(), f))
-            .collect();
         for e in &manifest.entries {
-            if e.path != SEAL_RECORD_NAME && !map.contains_key(&e.path) {
+            if e.path != SEAL_RECORD_NAME && map.get(&e.path).is_none() {
                 self.seal_rejects.push(
                     Reject::new(
                         RejectCode::SealInconsistent,
@@ -444,14 +465,14 @@ impl<'a> Run<'a> {
                 );
             }
         }
-        for path in map.keys() {
+        for path in map.paths() {
             if !manifest.contains(path) {
                 self.seal_rejects.push(
                     Reject::new(
                         RejectCode::SealInconsistent,
                         format!("in {SEAL_RECORD_NAME} but not in the manifest"),
                     )
-                    .at_path(path.clone()),
+                    .at_path(path.to_string()),
                 );
             }
         }
@@ -485,32 +506,93 @@ impl<'a> Run<'a> {
             .collect();
         let renamed = pair_renamed(&missing, &extra);
 
-        let mut results = Vec::with_capacity(manifest.entries.len());
-        for entry in &manifest.entries {
-            let (abs, renamed_from) = match (
-                on_disk.get(entry.path.as_str()),
-                renamed.get(entry.path.as_str()),
-            ) {
-                (Some(abs), _) => (*abs, None),
-                (None, Some((other, how))) => (on_disk[other], Some((*other, *how))),
-                (None, None) => {
-                    let state = self.missing(entry, against_other, seal);
-                    results.push(FileResult {
-                        path: entry.path.clone(),
-                        found: None,
-                        state,
-                    });
-                    continue;
+        // Phase 1, in parallel: hash every file found, and diagnose (in the worker, while its
+        // bytes are at hand) only those that mismatch or look like rollback evidence.
+        let targets: Vec<Option<(&PathBuf, Option<(&str, NameDrift)>)>> = manifest
+            .entries
+            .iter()
+            .map(|entry| {
+                match (
+                    on_disk.get(entry.path.as_str()),
+                    renamed.get(entry.path.as_str()),
+                ) {
+                    (Some(abs), _) => Some((*abs, None)),
+                    (None, Some((other, how))) => Some((on_disk[other], Some((*other, *how)))),
+                    (None, None) => None,
+                }
+            })
+            .collect();
+        let runner = Runner::new(self.opts.jobs, targets.len(), "verifying");
+        let indices: Vec<usize> = (0..targets.len()).collect();
+        let records = seal.records.as_ref();
+        let outcomes: Vec<Option<std::io::Result<Hashed>>> = runner.map(&indices, |&i| {
+            let (abs, _) = targets[i]?;
+            let entry = &manifest.entries[i];
+            let read = digest::read_with(abs, DIAGNOSE_LIMIT, |bytes, d| {
+                let finding = (*d != entry.digest).then(|| {
+                    let profile = records
+                        .and_then(|r| r.get(&entry.path))
+                        .and_then(|r| r.profile());
+                    let mut f = drift::examine(&entry.digest, profile.as_ref(), bytes);
+                    if !keep_rebuilt {
+                        f.rebuilt = None;
+                    }
+                    Box::new(f)
+                });
+                let evidence = rollback::claims_schema(bytes)
+                    .then(|| Box::new(rollback::check(bytes, &entry.path)));
+                (finding, evidence)
+            });
+            let out = read.map(|r| {
+                // Too large to parse: evidence must not escape validation by padding.
+                let suspect = r.seen.is_none()
+                    && digest::read_head(abs, 64 * 1024)
+                        .is_ok_and(|h| rollback::mentions_schema(&h));
+                let (finding, evidence) = r.seen.unwrap_or((None, None));
+                Hashed {
+                    digest: r.digest,
+                    len: r.len,
+                    finding,
+                    evidence,
+                    suspect,
+                }
+            });
+            runner.done(out.as_ref().map_or(0, |h| h.len));
+            Some(out)
+        });
+        drop(runner);
+
+        // Phase 2, in manifest order: rejects, counts and results.
+        let mut results = Vec::with_capacity(if keep_rebuilt {
+            manifest.entries.len()
+        } else {
+            0
+        });
+        for ((entry, target), outcome) in manifest.entries.iter().zip(&targets).zip(outcomes) {
+            // Per-file results are kept only for restore.
+            let mut push = |result: &dyn Fn() -> FileResult| {
+                if keep_rebuilt {
+                    results.push(result());
                 }
             };
-            let read = match digest::read_file(abs, DIAGNOSE_LIMIT) {
-                Ok(r) => r,
+            let (Some((abs, renamed_from)), Some(outcome)) = (target, outcome) else {
+                let state = self.missing(entry, against_other, seal);
+                push(&|| FileResult {
+                    path: entry.path.clone(),
+                    found: None,
+                    state: state.clone(),
+                });
+                continue;
+            };
+            let (abs, renamed_from) = (*abs, *renamed_from);
+            let hashed = match outcome {
+                Ok(h) => h,
                 Err(e) => {
                     self.file_rejects.push(
                         Reject::new(RejectCode::FileUnreadable, format!("cannot read: {e}"))
                             .at_path(entry.path.clone()),
                     );
-                    results.push(FileResult {
+                    push(&|| FileResult {
                         path: entry.path.clone(),
                         found: Some(abs.clone()),
                         state: FileState::Missing,
@@ -518,20 +600,17 @@ impl<'a> Run<'a> {
                     continue;
                 }
             };
-            self.counts.bytes += read.len;
-            let record = seal
-                .records
-                .as_ref()
-                .and_then(|r| r.get(entry.path.as_str()));
-            let state = if read.digest == entry.digest {
+            self.counts.bytes += hashed.len;
+            let sealed_len = records.and_then(|r| r.get(&entry.path)).map(|r| r.bytes);
+            let state = if hashed.digest == entry.digest {
                 self.counts.intact_files += 1;
-                if let Some(rec) = record.filter(|r| r.bytes != read.len) {
+                if let Some(rec_len) = sealed_len.filter(|&n| n != hashed.len) {
                     self.seal_rejects.push(
                         Reject::new(
                             RejectCode::SealInconsistent,
                             format!(
-                                "seal record says {} bytes, the file has {} with the sealed digest",
-                                rec.bytes, read.len
+                                "seal record says {rec_len} bytes, the file has {} with the sealed digest",
+                                hashed.len
                             ),
                         )
                         .at_path(entry.path.clone()),
@@ -544,13 +623,14 @@ impl<'a> Run<'a> {
                         FileState::Renamed
                     }
                     None => {
-                        self.lines.push(FileLine::new(&entry.path, "byte-exact"));
+                        if self.opts.against != Against::Itself {
+                            self.lines.push(FileLine::new(&entry.path, "byte-exact"));
+                        }
                         FileState::Intact
                     }
                 }
             } else {
-                let (reject, rebuilt) = mismatch(entry, record, &read);
-                let rebuilt = if keep_rebuilt { rebuilt } else { None };
+                let (reject, rebuilt) = mismatch(entry, sealed_len, &hashed);
                 match renamed_from {
                     Some((other, how)) => {
                         let mut d = reject.diagnosis.clone().expect("mismatch always diagnoses");
@@ -569,37 +649,27 @@ impl<'a> Run<'a> {
                 }
                 FileState::Drifted { rebuilt }
             };
-            match &read.bytes {
-                Some(bytes) if rollback::claims_schema(bytes) => {
-                    let checked = rollback::check(bytes, &entry.path);
-                    self.counts.rollback_documents += 1;
-                    self.counts.rollback_entries += checked.entries;
-                    self.file_rejects.extend(checked.rejects);
-                }
-                Some(_) => {}
-                None => {
-                    // Too large to parse: evidence must not escape validation by padding.
-                    if digest::read_head(abs, 64 * 1024)
-                        .is_ok_and(|h| rollback::mentions_schema(&h))
-                    {
-                        self.counts.rollback_documents += 1;
-                        self.file_rejects.push(
-                            Reject::new(
-                                RejectCode::RollbackEvidenceMalformed,
-                                format!(
-                                    "looks like rollback evidence but is {} bytes, above the {DIAGNOSE_LIMIT}-byte limit for validating it",
-                                    read.len
-                                ),
-                            )
-                            .at_path(entry.path.clone()),
-                        );
-                    }
-                }
+            if let Some(checked) = hashed.evidence {
+                self.counts.rollback_documents += 1;
+                self.counts.rollback_entries += checked.entries;
+                self.file_rejects.extend(checked.rejects);
+            } else if hashed.suspect {
+                self.counts.rollback_documents += 1;
+                self.file_rejects.push(
+                    Reject::new(
+                        RejectCode::RollbackEvidenceMalformed,
+                        format!(
+                            "looks like rollback evidence but is {} bytes, above the {DIAGNOSE_LIMIT}-byte limit for validating it",
+                            hashed.len
+                        ),
+                    )
+                    .at_path(entry.path.clone()),
+                );
             }
-            results.push(FileResult {
+            push(&|| FileResult {
                 path: entry.path.clone(),
                 found: Some(abs.clone()),
-                state,
+                state: state.clone(),
             });
         }
 
@@ -683,23 +753,36 @@ fn pin_unprovable() -> Reject {
     .at_path(TREE_NAME.into())
 }
 
+/// One file as hashed by a worker: digest and length, the drift finding if it mismatched
+/// (and was small enough to diagnose), and its rollback-evidence check if it claims to be
+/// evidence.
+struct Hashed {
+    digest: Digest,
+    len: u64,
+    // Boxed: rare, and every file's result is held until the manifest-order pass.
+    finding: Option<Box<drift::Finding>>,
+    evidence: Option<Box<rollback::Checked>>,
+    /// Too large to validate, but looks like rollback evidence.
+    suspect: bool,
+}
+
 /// The reject for a sealed file whose digest no longer matches, with its drift diagnosis, and
-/// the rebuilt original bytes when the drift is proven.
+/// the rebuilt original bytes when the drift is proven (and they were kept).
 fn mismatch(
     entry: &manifest::Entry,
-    record: Option<&FileRecord>,
-    read: &digest::FileRead,
+    sealed_len: Option<u64>,
+    hashed: &Hashed,
 ) -> (Reject, Option<Vec<u8>>) {
-    let (code, message) = match record {
-        Some(rec) if rec.bytes != read.len => (
+    let (code, message) = match sealed_len {
+        Some(rec) if rec != hashed.len => (
             RejectCode::ByteLengthMismatch,
             format!(
                 "sealed {} bytes, now {} ({:+}); digest {} sealed, {} now",
-                rec.bytes,
-                read.len,
-                read.len as i128 - rec.bytes as i128,
+                rec,
+                hashed.len,
+                hashed.len as i128 - rec as i128,
                 entry.digest.abbreviated(8),
-                read.digest.abbreviated(8)
+                hashed.digest.abbreviated(8)
             ),
         ),
         _ => (
@@ -707,24 +790,20 @@ fn mismatch(
             format!(
                 "digest {} sealed, {} now ({} bytes)",
                 entry.digest.abbreviated(8),
-                read.digest.abbreviated(8),
-                read.len
+                hashed.digest.abbreviated(8),
+                hashed.len
             ),
         ),
     };
-    let finding = match &read.bytes {
-        Some(bytes) => drift::examine(
-            &entry.digest,
-            record.and_then(|r| r.profile.as_ref()),
-            bytes,
-        ),
-        None => drift::too_large(read.len).into(),
+    let (diagnosis, rebuilt) = match &hashed.finding {
+        Some(f) => (f.diagnosis.clone(), f.rebuilt.clone()),
+        None => (drift::too_large(hashed.len), None),
     };
     let reject = Reject {
-        diagnosis: Some(finding.diagnosis),
+        diagnosis: Some(diagnosis),
         ..Reject::new(code, message).at_path(entry.path.clone())
     };
-    (reject, finding.rebuilt)
+    (reject, rebuilt)
 }
 
 /// `packet check-rollback FILE...`: validates rollback-evidence documents on their own.
