@@ -72,10 +72,11 @@ impl Runner {
         if !self.wants_bar {
             return;
         }
-        if !self.shown.load(Ordering::Relaxed) && self.started.elapsed() > SHOW_AFTER {
-            if !self.shown.swap(true, Ordering::Relaxed) {
-                self.bar.set_draw_target(ProgressDrawTarget::stderr());
-            }
+        if !self.shown.load(Ordering::Relaxed)
+            && self.started.elapsed() > SHOW_AFTER
+            && !self.shown.swap(true, Ordering::Relaxed)
+        {
+            self.bar.set_draw_target(ProgressDrawTarget::stderr());
         }
         self.bar.inc(1);
         if self.shown.load(Ordering::Relaxed) {

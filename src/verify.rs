@@ -508,7 +508,7 @@ impl<'a> Run<'a> {
 
         // Phase 1, in parallel: hash every file found, and diagnose (in the worker, while its
         // bytes are at hand) only those that mismatch or look like rollback evidence.
-        let targets: Vec<Option<(&PathBuf, Option<(&str, NameDrift)>)>> = manifest
+        let targets: Vec<Option<Target>> = manifest
             .entries
             .iter()
             .map(|entry| {
@@ -752,6 +752,9 @@ fn pin_unprovable() -> Reject {
     )
     .at_path(TREE_NAME.into())
 }
+
+/// Where a sealed file is on disk, and the sealed name it drifted from when it was renamed.
+type Target<'a> = (&'a PathBuf, Option<(&'a str, NameDrift)>);
 
 /// One file as hashed by a worker: digest and length, the drift finding if it mismatched
 /// (and was small enough to diagnose), and its rollback-evidence check if it claims to be
