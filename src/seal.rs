@@ -208,7 +208,9 @@ pub fn seal_dir(dir: &Path, opts: SealOptions) -> Result<Sealed, Error> {
 
     let runner = Runner::new(opts.jobs, payload.len(), "sealing");
     let hashed = runner.map(&payload, |f| {
-        let read = digest::read_with(&f.abs, PROFILE_LIMIT, |bytes, _| Profile::of(bytes));
+        let read = digest::read_with(&dir.join(&f.rel), PROFILE_LIMIT, |bytes, _| {
+            Profile::of(bytes)
+        });
         if let Ok(r) = &read {
             runner.done(r.len);
         }
@@ -219,7 +221,8 @@ pub fn seal_dir(dir: &Path, opts: SealOptions) -> Result<Sealed, Error> {
     let mut records = Vec::with_capacity(payload.len());
     let mut total = 0u64;
     for (f, read) in payload.iter().zip(hashed) {
-        let read = read.map_err(|e| Error::io(format!("reading {}", f.abs.display()), e))?;
+        let read =
+            read.map_err(|e| Error::io(format!("reading {}", dir.join(&f.rel).display()), e))?;
         total += read.len;
         entries.push(Entry {
             path: f.rel.clone(),
@@ -459,7 +462,7 @@ fn plan(out: &Path, sources: &[PathBuf]) -> Result<Vec<Copy>, Error> {
             let scan = walk::scan(src, &format!("{name}/"));
             rejects.extend(scan.rejects);
             copies.extend(scan.files.into_iter().map(|f| Copy {
-                src: f.abs,
+                src: src.join(&f.rel[name.len() + 1..]),
                 rel: f.rel,
             }));
         } else {

@@ -14,7 +14,7 @@ use crate::report::{Counts, FileLine, Reject, Report, TreeHashes};
 use crate::rollback;
 use crate::seal::{Records, SEAL_RECORD_NAME};
 use crate::walk;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -118,10 +118,24 @@ pub fn verify(dir: &Path, opts: &VerifyOptions) -> Report {
 /// results. With `keep_rebuilt`, proven drift keeps the rebuilt original bytes (for restore).
 pub fn check(dir: &Path, opts: &VerifyOptions, keep_rebuilt: bool) -> Checked {
     let mut run = Run::new(dir, opts);
-    let Some(seal) = run.load_seal() else {
+    run.keep_seal = keep_rebuilt;
+    // The walk does not depend on the seal: it runs while the seal is read and parsed.
+    let (seal, scan) = std::thread::scope(|s| {
+        let walking = s.spawn(|| walk::scan(dir, ""));
+        let seal = run.load_seal();
+        (seal, walking.join())
+    });
+    let scan = match scan {
+        Ok(scan) => scan,
+        Err(_) => {
+            // The walker thread died (a bug, not an input): fail closed on the calling thread.
+            walk::scan(dir, "")
+        }
+    };
+    let Some(seal) = seal else {
         return run.finish(Vec::new(), None);
     };
-    let files = run.check_files(&seal, keep_rebuilt);
+    let files = run.check_files(&seal, scan, keep_rebuilt);
     let authentic = seal.authentic.clone();
     run.finish(files, authentic)
 }
@@ -146,6 +160,8 @@ struct Run<'a> {
     lines: Vec<FileLine>,
     /// Paths the scan already rejected (symlinks, special files): not also "missing".
     scan_rejected: BTreeSet<String>,
+    /// Keep the authentic seal files' bytes (restore writes them).
+    keep_seal: bool,
 }
 
 impl<'a> Run<'a> {
@@ -178,6 +194,7 @@ impl<'a> Run<'a> {
             tree,
             lines: Vec::new(),
             scan_rejected: BTreeSet::new(),
+            keep_seal: false,
         }
     }
 
@@ -386,6 +403,7 @@ impl<'a> Run<'a> {
         let against_other = matches!(self.opts.against, Against::Packet(_) | Against::Manifest(_));
         let record_bytes = record_bytes.filter(|_| against_other);
         let seal_files = match (authentic, authentic_tree) {
+            _ if !self.keep_seal => None,
             (Authentic::Found, Some(tree)) => Some(SealFiles {
                 manifest: bytes,
                 tree,
@@ -479,15 +497,21 @@ impl<'a> Run<'a> {
         (Some(map), Some(bytes))
     }
 
-    fn check_files(&mut self, seal: &Seal, keep_rebuilt: bool) -> Vec<FileResult> {
-        let scan = walk::scan(self.dir, "");
+    fn check_files(
+        &mut self,
+        seal: &Seal,
+        scan: walk::Scan,
+        keep_rebuilt: bool,
+    ) -> Vec<FileResult> {
         self.scan_rejected = scan.rejects.iter().filter_map(|r| r.path.clone()).collect();
         self.file_rejects.extend(scan.rejects);
-        let on_disk: BTreeMap<&str, &PathBuf> = scan
-            .files
-            .iter()
-            .map(|f| (f.rel.as_str(), &f.abs))
-            .collect();
+        // The scan is sorted by path bytes: membership is a binary search.
+        let on_disk: Vec<&str> = scan.files.iter().map(|f| f.rel.as_str()).collect();
+        let is_on_disk = |p: &str| {
+            on_disk
+                .binary_search_by(|d| d.as_bytes().cmp(p.as_bytes()))
+                .is_ok()
+        };
         let manifest = &seal.manifest;
         let against_other = matches!(self.opts.against, Against::Packet(_) | Against::Manifest(_));
 
@@ -497,10 +521,10 @@ impl<'a> Run<'a> {
             .entries
             .iter()
             .map(|e| e.path.as_str())
-            .filter(|p| !on_disk.contains_key(p))
+            .filter(|p| !is_on_disk(p))
             .collect();
         let extra: Vec<&str> = on_disk
-            .keys()
+            .iter()
             .copied()
             .filter(|p| !manifest.contains(p) && !is_seal_file(p))
             .collect();
@@ -512,13 +536,12 @@ impl<'a> Run<'a> {
             .entries
             .iter()
             .map(|entry| {
-                match (
-                    on_disk.get(entry.path.as_str()),
-                    renamed.get(entry.path.as_str()),
-                ) {
-                    (Some(abs), _) => Some((*abs, None)),
-                    (None, Some((other, how))) => Some((on_disk[other], Some((*other, *how)))),
-                    (None, None) => None,
+                if is_on_disk(&entry.path) {
+                    Some((entry.path.as_str(), None))
+                } else {
+                    renamed
+                        .get(entry.path.as_str())
+                        .map(|(other, how)| (*other, Some((*other, *how))))
                 }
             })
             .collect();
@@ -526,7 +549,8 @@ impl<'a> Run<'a> {
         let indices: Vec<usize> = (0..targets.len()).collect();
         let records = seal.records.as_ref();
         let outcomes: Vec<Option<std::io::Result<Hashed>>> = runner.map(&indices, |&i| {
-            let (abs, _) = targets[i]?;
+            let (rel, _) = targets[i]?;
+            let abs = &self.dir.join(rel);
             let entry = &manifest.entries[i];
             let read = digest::read_with(abs, DIAGNOSE_LIMIT, |bytes, d| {
                 let finding = (*d != entry.digest).then(|| {
@@ -584,7 +608,7 @@ impl<'a> Run<'a> {
                 });
                 continue;
             };
-            let (abs, renamed_from) = (*abs, *renamed_from);
+            let (abs, renamed_from) = (&self.dir.join(abs), *renamed_from);
             let hashed = match outcome {
                 Ok(h) => h,
                 Err(e) => {
@@ -754,7 +778,7 @@ fn pin_unprovable() -> Reject {
 }
 
 /// Where a sealed file is on disk, and the sealed name it drifted from when it was renamed.
-type Target<'a> = (&'a PathBuf, Option<(&'a str, NameDrift)>);
+type Target<'a> = (&'a str, Option<(&'a str, NameDrift)>);
 
 /// One file as hashed by a worker: digest and length, the drift finding if it mismatched
 /// (and was small enough to diagnose), and its rollback-evidence check if it claims to be

@@ -5,16 +5,14 @@
 use crate::manifest::check_path;
 use crate::reject::RejectCode;
 use crate::report::Reject;
-use std::path::{Path, PathBuf};
-use walkdir::WalkDir;
+use std::path::Path;
 
 /// A regular file found by [`scan`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Found {
-    /// Path relative to the scanned root, `/`-separated.
+    /// Path relative to the scanned root, `/`-separated, with the scan's prefix in front.
+    /// (Only this is kept: 100,000 files cost 10 MB less than with their full paths too.)
     pub rel: String,
-    /// Path on disk.
-    pub abs: PathBuf,
 }
 
 /// The regular files under a root, sorted by the bytes of their relative path, and a reject for
@@ -32,7 +30,14 @@ pub struct Scan {
 /// path, so a source directory can be scanned as it will be named inside a packet.
 pub fn scan(root: &Path, prefix: &str) -> Scan {
     let mut out = Scan::default();
-    let walker = WalkDir::new(root).follow_links(false).min_depth(1);
+    // Directories are read in parallel (jwalk, on its own rayon pool: no busy-pool timeout
+    // that could end a walk early); the order is fixed by the sort below.
+    let walker = jwalk::WalkDir::new(root)
+        .skip_hidden(false)
+        .follow_links(false)
+        .sort(false)
+        .min_depth(1)
+        .parallelism(jwalk::Parallelism::RayonNewPool(0));
     for item in walker {
         let entry = match item {
             Ok(e) => e,
@@ -49,7 +54,8 @@ pub fn scan(root: &Path, prefix: &str) -> Scan {
                 continue;
             }
         };
-        let rel_os = entry.path().strip_prefix(root).unwrap_or(entry.path());
+        let abs = entry.path();
+        let rel_os = abs.strip_prefix(root).unwrap_or(&abs);
         let Some(rel_str) = rel_os.to_str() else {
             out.rejects.push(
                 Reject::new(RejectCode::PathRejected, "name is not valid UTF-8".into())
@@ -57,10 +63,14 @@ pub fn scan(root: &Path, prefix: &str) -> Scan {
             );
             continue;
         };
-        let rel = format!(
-            "{prefix}{}",
-            rel_str.replace(std::path::MAIN_SEPARATOR, "/")
-        );
+        let rel = if std::path::MAIN_SEPARATOR == '/' {
+            format!("{prefix}{rel_str}")
+        } else {
+            format!(
+                "{prefix}{}",
+                rel_str.replace(std::path::MAIN_SEPARATOR, "/")
+            )
+        };
         let ft = entry.file_type();
         if ft.is_dir() {
             continue;
@@ -83,10 +93,7 @@ pub fn scan(root: &Path, prefix: &str) -> Scan {
             );
             continue;
         }
-        out.files.push(Found {
-            rel,
-            abs: entry.into_path(),
-        });
+        out.files.push(Found { rel });
     }
     out.files
         .sort_by(|a, b| a.rel.as_bytes().cmp(b.rel.as_bytes()));
