@@ -1,0 +1,147 @@
+#!/usr/bin/env python3
+"""Benchmarks `packet build` and `packet verify` against the tools people use today.
+
+usage: bench/run.py [--rounds N] [--only large,small,mixed,sysroot] [--packet BIN]
+
+Generates each dataset with bench/datasets.py (fixed seed) in a temporary directory, removed
+afterwards; the Rust toolchain's sysroot (about 50,000 real files) is hard-linked into one.
+Every tool runs on every dataset N times, interleaved (round 1: every tool, round 2: every
+tool, ...), with a warm page cache (one untimed read first). Prints, per dataset, a table of
+median seconds, throughput (GB/s for bytes, files/s), peak RSS, and each tool's time as a
+multiple of `packet build`'s; and the SHA-256 hardware limit that `openssl speed -evp sha256
+-bytes 16384 -multi <cores>` reports in the same run. Peers that are not installed are
+skipped and named. Needs GNU time (/usr/bin/time) for peak RSS.
+"""
+import argparse
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+
+
+def sh(cmd, cwd=None):
+    """Runs a shell command under GNU time; returns (seconds, peak RSS in KiB)."""
+    with tempfile.NamedTemporaryFile("r") as t:
+        full = ["/usr/bin/time", "-f", "%e %M", "-o", t.name, "bash", "-c", cmd]
+        r = subprocess.run(full, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        if r.returncode != 0:
+            raise RuntimeError(f"{cmd!r} failed ({r.returncode}): {r.stderr.strip()[-400:]}")
+        secs, rss = t.read().split()[-2:]
+        return float(secs), int(rss)
+
+
+def hardware_limit(cores):
+    out = subprocess.run(
+        ["openssl", "speed", "-evp", "sha256", "-bytes", "16384", "-multi", str(cores), "-seconds", "3"],
+        capture_output=True,
+        text=True,
+    ).stdout
+    m = re.search(r"^sha256\s+([\d.]+)k", out, re.M)
+    return float(m.group(1)) * 1000 if m else None
+
+
+def dataset_size(d):
+    files = total = 0
+    for base, _, names in os.walk(d):
+        for n in names:
+            if n in ("HASH_MANIFEST.txt", "packet_tree.sha256", "SEAL.json"):
+                continue
+            files += 1
+            total += os.path.getsize(os.path.join(base, n))
+    return files, total
+
+
+def tools(packet, d, cores):
+    """(name, command, setup) for every tool available; setup runs untimed before each run."""
+    q = f"'{d}'"
+    listing = f"find {q} -type f ! -name SEAL.json ! -name HASH_MANIFEST.txt ! -name packet_tree.sha256 -print0 | LC_ALL=C sort -z"
+    out = []
+    out.append(("packet build", f"'{packet}' build {q} --reseal --quiet", None))
+    out.append(("packet verify", f"'{packet}' verify {q} --quiet", None))
+    if shutil.which("rhash"):
+        out.append(("rhash -r --sha256", f"rhash -r --sha256 {q}", None))
+    out.append(("sha256sum (xargs)", f"{listing} | xargs -0 sha256sum", None))
+    out.append((f"sha256sum (xargs -P{cores})", f"{listing} | xargs -0 -P{cores} -n 256 sha256sum", None))
+    if shutil.which("hashdeep"):
+        out.append(("hashdeep -r -c sha256", f"hashdeep -r -c sha256 {q}", None))
+    if shutil.which("bagit.py"):
+        bag = f"'{d}.bag'"
+        out.append(
+            (
+                f"bagit.py --processes {cores} (sha256)",
+                f"bagit.py --quiet --processes {cores} --sha256 {bag}",
+                f"rm -rf {bag} && cp -al {q} {bag} && rm -f {bag}/SEAL.json {bag}/HASH_MANIFEST.txt {bag}/packet_tree.sha256",
+            )
+        )
+    if shutil.which("b3sum"):
+        out.append(("b3sum (BLAKE3, fast-hash reference)", f"{listing} | xargs -0 b3sum --num-threads {cores}", None))
+    return out
+
+
+def run_dataset(name, d, packet, rounds, cores, limit):
+    files, total = dataset_size(d)
+    sh(f"cat $(find '{d}' -type f | head -200000) > /dev/null 2>&1 || true")  # warm cache
+    sh(f"'{packet}' build '{d}' --quiet")  # the seal verify checks
+    ts = tools(packet, d, cores)
+    times = {t[0]: [] for t in ts}
+    rss = {t[0]: 0 for t in ts}
+    for _ in range(rounds):
+        for tname, cmd, setup in ts:
+            if setup:
+                subprocess.run(["bash", "-c", setup], check=True)
+            secs, kib = sh(cmd)
+            times[tname].append(secs)
+            rss[tname] = max(rss[tname], kib)
+    shutil.rmtree(d + ".bag", ignore_errors=True)
+    base = statistics.median(times["packet build"])
+    print(f"\n### {name}: {files:,} files, {total / 1e9:.2f} GB ({rounds} rounds, medians)\n")
+    print("| tool | median s | GB/s | files/s | peak RSS MiB | time vs packet build |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for tname, _, _ in ts:
+        m = statistics.median(times[tname])
+        print(
+            f"| {tname} | {m:.3f} | {total / m / 1e9:.2f} | {files / m:,.0f} | {rss[tname] / 1024:.0f} | {m / base:.2f}x |"
+        )
+    if limit:
+        print(f"\npacket build reaches {total / base / limit:.2f} of the SHA-256 hardware limit ({limit / 1e9:.2f} GB/s); "
+              f"packet verify {total / statistics.median(times['packet verify']) / limit:.2f}.")
+    sys.stdout.flush()
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--only", default="large,small,mixed,sysroot")
+    ap.add_argument("--packet", default=os.path.join(ROOT, "target", "release", "packet"))
+    args = ap.parse_args()
+    cores = os.cpu_count() or 1
+    missing = [t for t in ("rhash", "hashdeep", "b3sum", "bagit.py") if not shutil.which(t)]
+    print(f"machine: {cores} cores, {os.uname().machine}, {open('/proc/cpuinfo').read().split('model name')[1].split(':')[1].splitlines()[0].strip()}")
+    print(f"packet: {subprocess.run([args.packet, '--version'], capture_output=True, text=True).stdout.strip()}")
+    if missing:
+        print(f"skipped (not installed): {', '.join(missing)}")
+    limit = hardware_limit(cores)
+    print(f"SHA-256 hardware limit: {limit / 1e9:.2f} GB/s (openssl speed -evp sha256 -bytes 16384 -multi {cores})" if limit else "SHA-256 hardware limit: openssl speed unavailable")
+    with tempfile.TemporaryDirectory(prefix="packet-bench-") as tmp:
+        for kind in args.only.split(","):
+            d = os.path.join(tmp, kind)
+            if kind == "sysroot":
+                src = subprocess.run(["rustc", "--print", "sysroot"], capture_output=True, text=True).stdout.strip()
+                if subprocess.run(["cp", "-al", src, d]).returncode != 0:
+                    subprocess.run(["cp", "-a", src, d], check=True)
+                name = f"real tree: the Rust sysroot ({src})"
+            else:
+                subprocess.run([sys.executable, os.path.join(HERE, "datasets.py"), kind, d], check=True)
+                name = {"large": "large files", "small": "many small files", "mixed": "mixed tree"}[kind]
+            run_dataset(name, d, args.packet, args.rounds, cores, limit)
+            shutil.rmtree(d, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
