@@ -135,14 +135,44 @@ pub fn is_known_style(style: &Style) -> bool {
     candidate_styles().any(|s| s == *style)
 }
 
-/// The style that renders `value` to exactly `text`, if one of the known styles does.
+/// The style that renders `value` to exactly `text`, if one of the known styles does. The
+/// layout is read off the text (indentation of its second line, final newline, escapes), so
+/// at most a few renders are compared, not every known style.
 pub fn detect_style(value: &Value, text: &str) -> Option<Style> {
-    let escapes = text.contains("\\u");
-    let sorted = keys_sorted(value);
-    candidate_styles()
-        .filter(|s| s.ensure_ascii == (escapes && text.is_ascii()) || !s.ensure_ascii)
-        .filter(|s| !s.sorted_keys || sorted)
+    let final_newline = text.ends_with('\n');
+    let body = text.strip_suffix('\n').unwrap_or(text);
+    let layouts: Vec<(Indent, bool, bool)> = match body.split('\n').nth(1) {
+        None => vec![(Indent::None, false, false), (Indent::None, true, true)],
+        Some(second) if second.starts_with('\t') => vec![(Indent::Tab, false, true)],
+        Some(second) => match second.len() - second.trim_start_matches(' ').len() {
+            2 => vec![(Indent::Spaces(2), false, true)],
+            4 => vec![(Indent::Spaces(4), false, true)],
+            _ => vec![],
+        },
+    };
+    // Key order as written works for sorted keys too; escapes only matter for ASCII text.
+    let escapes: &[bool] = if text.is_ascii() && text.contains("\\u") {
+        &[false, true]
+    } else {
+        &[false]
+    };
+    layouts
+        .into_iter()
+        .flat_map(|(indent, space_after_comma, space_after_colon)| {
+            escapes.iter().map(move |&ensure_ascii| Style {
+                indent,
+                space_after_comma,
+                space_after_colon,
+                sorted_keys: false,
+                ensure_ascii,
+                final_newline,
+            })
+        })
         .find(|s| render(value, s) == text)
+        .map(|s| Style {
+            sorted_keys: keys_sorted(value),
+            ..s
+        })
 }
 
 fn keys_sorted(value: &Value) -> bool {

@@ -100,18 +100,17 @@ impl TypoMap {
     pub fn of(body: &str) -> Option<String> {
         let mut out = String::new();
         let (mut since, mut n) = (0u64, 0usize);
-        for c in body.chars() {
-            if fold_char(c).is_some() {
-                n += 1;
-                if n > MAP_LIMIT {
-                    return None;
-                }
-                out.push_str(&since.to_string());
-                out.push(c);
-                since = 0;
-            } else {
-                since += 1;
+        let mut from = 0;
+        for (at, c) in typographic_chars(body) {
+            n += 1;
+            if n > MAP_LIMIT {
+                return None;
             }
+            since += char_count(&body.as_bytes()[from..at]);
+            out.push_str(&since.to_string());
+            out.push(c);
+            since = 0;
+            from = at + c.len_utf8();
         }
         (n > 0).then_some(out)
     }
@@ -137,6 +136,20 @@ impl TypoMap {
         }
         (!digits).then_some(out)
     }
+}
+
+/// Characters in a UTF-8 byte slice (bytes that are not continuation bytes).
+fn char_count(bytes: &[u8]) -> u64 {
+    bytes.iter().filter(|&&b| (b & 0xC0) != 0x80).count() as u64
+}
+
+/// Every typographic character of `text` with its byte offset. All of them start with the
+/// lead byte 0xC2 (U+00A0) or 0xE2 (U+2000..U+2FFF), so only those bytes are looked at.
+fn typographic_chars(text: &str) -> impl Iterator<Item = (usize, char)> + '_ {
+    memchr::memchr2_iter(0xC2, 0xE2, text.as_bytes()).filter_map(move |at| {
+        let c = text[at..].chars().next()?;
+        fold_char(c).map(|_| (at, c))
+    })
 }
 
 /// Trailing whitespace per line: `[[line delta, whitespace], ...]`, the line delta counted
@@ -179,25 +192,33 @@ impl Profile {
 }
 
 impl TextProfile {
-    /// Profiles a UTF-8 text.
+    /// Profiles a UTF-8 text. Mostly single byte-level passes; the character-level work
+    /// (non-ASCII counts, NFC, the typographic map) is skipped for ASCII text, and the
+    /// normalized form is streamed into its digest, never built in memory.
     pub fn of(text: &str) -> TextProfile {
         let bom = text.starts_with('\u{FEFF}');
         let body = text.strip_prefix('\u{FEFF}').unwrap_or(text);
         let bytes = body.as_bytes();
-        let (mut lf, mut crlf, mut cr) = (0u64, 0u64, 0u64);
-        let mut i = 0;
-        while i < bytes.len() {
-            match bytes[i] {
-                b'\r' if bytes.get(i + 1) == Some(&b'\n') => {
-                    crlf += 1;
-                    i += 1;
-                }
-                b'\r' => cr += 1,
-                b'\n' => lf += 1,
-                _ => {}
+        // Line ends are found with memchr; each one's preceding byte tells trailing blanks.
+        let (mut lf, mut crlf, mut cr, mut trailing_ws_lines) = (0u64, 0u64, 0u64, 0u64);
+        let blank_before = |at: usize| at > 0 && matches!(bytes[at - 1], b' ' | b'\t');
+        let mut skip_lf = usize::MAX;
+        for at in memchr::memchr2_iter(b'\r', b'\n', bytes) {
+            if at == skip_lf {
+                continue;
             }
-            i += 1;
+            if bytes[at] == b'\r' && bytes.get(at + 1) == Some(&b'\n') {
+                crlf += 1;
+                skip_lf = at + 1;
+            } else if bytes[at] == b'\r' {
+                cr += 1;
+            } else {
+                lf += 1;
+            }
+            trailing_ws_lines += u64::from(blank_before(at));
         }
+        trailing_ws_lines += u64::from(blank_before(bytes.len()));
+        let tabs = bytes.iter().filter(|&&b| b == b'\t').count() as u64;
         let eol = match (lf > 0, crlf > 0, cr > 0) {
             (false, false, false) => LineEnds::None,
             (true, false, false) => LineEnds::Lf,
@@ -208,31 +229,50 @@ impl TextProfile {
         let final_newline = body.ends_with('\n') || body.ends_with('\r');
         let terminators = lf + crlf + cr;
         let lines = terminators + u64::from(!body.is_empty() && !final_newline);
-        let trailing_ws_lines = body
-            .split(['\n', '\r'])
-            .filter(|l| l.ends_with([' ', '\t']))
-            .count() as u64;
-        let value = crate::json::parse(body);
+        let ascii = body.is_ascii();
+        let (non_ascii, typographic) = if ascii {
+            (0, 0)
+        } else {
+            // Lead bytes of multi-byte characters count the non-ASCII ones.
+            let non_ascii = bytes.iter().filter(|&&b| b >= 0xC0).count() as u64;
+            (non_ascii, typographic_chars(body).count() as u64)
+        };
+        let nfc = ascii
+            || match unicode_normalization::is_nfc_quick(body.chars()) {
+                unicode_normalization::IsNormalized::Yes => true,
+                unicode_normalization::IsNormalized::No => false,
+                unicode_normalization::IsNormalized::Maybe => unicode_normalization::is_nfc(body),
+            };
+        let value = json_value(body);
         let json = value.is_some();
+        let u_escapes = count_u_escapes(body);
         TextProfile {
             bom,
             eol,
             final_newline,
             lines,
-            non_ascii: body.chars().filter(|c| !c.is_ascii()).count() as u64,
-            typographic: body.chars().filter(|&c| fold_char(c).is_some()).count() as u64,
-            tabs: body.bytes().filter(|&b| b == b'\t').count() as u64,
+            non_ascii,
+            typographic,
+            tabs,
             trailing_ws_lines,
-            nfc: unicode_normalization::is_nfc(body),
+            nfc,
             json,
-            u_escapes: count_u_escapes(body),
-            norm_sha256: Digest::of(normalize_body(body, json).as_bytes()),
+            u_escapes,
+            norm_sha256: norm_digest(body, json && u_escapes > 0, nfc),
             json_sha256: value.as_ref().map(crate::json::canonical_digest),
             json_style: value
                 .as_ref()
                 .and_then(|v| crate::json::detect_style(v, body)),
-            typo_map: TypoMap::of(body),
-            trailing_map: trailing_map(body),
+            typo_map: if typographic > 0 {
+                TypoMap::of(body)
+            } else {
+                None
+            },
+            trailing_map: if trailing_ws_lines > 0 {
+                trailing_map(body)
+            } else {
+                None
+            },
         }
     }
 }
@@ -376,46 +416,268 @@ pub fn escape_non_ascii(text: &str) -> String {
 /// only by cosmetic drift.
 pub fn normalize(text: &str) -> String {
     let body = text.strip_prefix('\u{FEFF}').unwrap_or(text);
-    let json = serde_json::from_str::<serde::de::IgnoredAny>(body).is_ok();
-    normalize_body(body, json)
+    let json = json_value(body).is_some();
+    let mut out = String::with_capacity(body.len());
+    normalize_into(body, json, false, &mut |c| out.push(c));
+    out
 }
 
-fn normalize_body(body: &str, json: bool) -> String {
+/// The JSON value of a text that is a JSON object or array (what the profile calls JSON);
+/// `None` for anything else, top-level scalars included.
+fn json_value(body: &str) -> Option<serde_json::Value> {
+    matches!(
+        body.as_bytes().trim_ascii_start().first(),
+        Some(b'{' | b'[')
+    )
+    .then(|| crate::json::parse(body))
+    .flatten()
+}
+
+/// SHA-256 of the normalized form of `body` (BOM already dropped), streamed: the form is
+/// never held in memory. `unescape`: the text is JSON with `\u` escapes; `nfc`: it is known
+/// to be in NFC already, so normalization can be skipped.
+fn norm_digest(body: &str, unescape: bool, nfc: bool) -> Digest {
+    use sha2::Digest as _;
+    let mut hasher = sha2::Sha256::new();
+    if !unescape && nfc {
+        // Text already in NFC needs no normalization: the line rules run on bytes. Runs of
+        // plain bytes (not a blank, a dash, a line end or the 0xC2/0xE2 lead byte of a
+        // character that may fold) are copied whole.
+        const fn special_bytes() -> [bool; 256] {
+            let mut t = [false; 256];
+            t[b' ' as usize] = true;
+            t[b'\t' as usize] = true;
+            t[b'-' as usize] = true;
+            t[b'\r' as usize] = true;
+            t[b'\n' as usize] = true;
+            t[0xC2] = true;
+            t[0xE2] = true;
+            t
+        }
+        const SPECIAL: [bool; 256] = special_bytes();
+        let mut buf: Vec<u8> = Vec::with_capacity(16384);
+        let mut line = LineFold::default();
+        let bytes = body.as_bytes();
+        let mut i = 0;
+        while i < bytes.len() {
+            let start = i;
+            while i < bytes.len() && !SPECIAL[bytes[i] as usize] {
+                i += 1;
+            }
+            if i > start {
+                line.push_bytes(&bytes[start..i], &mut buf);
+            }
+            if i == bytes.len() {
+                break;
+            }
+            match bytes[i] {
+                b'\r' => {
+                    if bytes.get(i + 1) == Some(&b'\n') {
+                        i += 1;
+                    }
+                    line.push('\n', &mut |c| buf.push(c as u8));
+                }
+                0xC2 | 0xE2 => {
+                    let c = body[i..].chars().next().expect("valid UTF-8");
+                    match fold_char(c) {
+                        Some(ascii) => {
+                            for a in ascii.bytes() {
+                                line.push(char::from(a), &mut |c| buf.push(c as u8));
+                            }
+                        }
+                        None => line.push_bytes(&bytes[i..i + c.len_utf8()], &mut buf),
+                    }
+                    i += c.len_utf8() - 1;
+                }
+                b => line.push(char::from(b), &mut |c| buf.push(c as u8)),
+            }
+            i += 1;
+            if buf.len() >= 16000 {
+                hasher.update(&buf);
+                buf.clear();
+            }
+        }
+        hasher.update(&buf);
+        return Digest(hasher.finalize().into());
+    }
+    let mut buf = String::with_capacity(8192);
+    normalize_into(body, unescape, nfc, &mut |c| {
+        buf.push(c);
+        if buf.len() >= 8000 {
+            hasher.update(buf.as_bytes());
+            buf.clear();
+        }
+    });
+    hasher.update(buf.as_bytes());
+    Digest(hasher.finalize().into())
+}
+
+/// The normalization of [`normalize`] as a stream of characters into `emit`.
+fn normalize_into(body: &str, unescape: bool, nfc: bool, emit: &mut impl FnMut(char)) {
     let unescaped;
-    let body = if json {
+    let body = if unescape {
         unescaped = unescape_non_ascii(body);
         unescaped.as_str()
     } else {
         body
     };
-    let lf = body.replace("\r\n", "\n").replace('\r', "\n");
-    let folded = fold_typographic(&lf.nfc().collect::<String>());
-    let mut out = String::with_capacity(folded.len());
-    for (i, line) in folded.split('\n').enumerate() {
-        if i > 0 {
-            out.push('\n');
-        }
-        let mut prev = '\0';
-        let start = out.len();
-        for c in line.chars() {
-            let c = if c == '\t' { ' ' } else { c };
-            if (c == ' ' || c == '-') && prev == c {
-                continue;
+    // Line ends: CRLF and lone CR become LF (they never combine, so NFC may come after).
+    let mut chars = body.chars().peekable();
+    let lf = std::iter::from_fn(move || {
+        let c = chars.next()?;
+        if c == '\r' {
+            if chars.peek() == Some(&'\n') {
+                chars.next();
             }
-            out.push(c);
-            prev = c;
+            return Some('\n');
         }
-        let trimmed = out[start..].trim_end_matches(' ').len();
-        out.truncate(start + trimmed);
+        Some(c)
+    });
+    let mut line = LineFold::default();
+    let mut push = |c: char| match fold_char(c) {
+        Some(ascii) => ascii.chars().for_each(|a| line.push(a, emit)),
+        None => line.push(c, emit),
+    };
+    if nfc {
+        lf.for_each(&mut push);
+    } else {
+        lf.nfc().for_each(&mut push);
     }
-    let end = out.trim_end_matches('\n').len();
-    out.truncate(end);
-    out
+}
+
+/// The per-line part of `norm/1`: tabs as spaces, runs of spaces and of `-` collapsed,
+/// trailing spaces dropped, trailing newlines at the end dropped (spaces and newlines are held
+/// back until a later character shows they are not trailing).
+#[derive(Default)]
+struct LineFold {
+    /// Last character kept on this line (`'\0'` at its start).
+    prev: char,
+    /// A space kept but not yet emitted.
+    space: bool,
+    /// Newlines not yet emitted.
+    newlines: usize,
+}
+
+impl LineFold {
+    /// Pushes a run of bytes holding no blank, dash or line end: held-back newlines and
+    /// space go out first, and the run ends any run of spaces or dashes.
+    fn push_bytes(&mut self, bytes: &[u8], out: &mut Vec<u8>) {
+        out.extend(std::iter::repeat_n(b'\n', self.newlines));
+        self.newlines = 0;
+        if self.space {
+            out.push(b' ');
+            self.space = false;
+        }
+        out.extend_from_slice(bytes);
+        // The last byte is neither a blank nor a dash: it ends any run of them.
+        self.prev = '\u{80}';
+    }
+
+    fn push(&mut self, c: char, emit: &mut impl FnMut(char)) {
+        match c {
+            '\n' => {
+                self.space = false;
+                self.prev = '\0';
+                self.newlines += 1;
+            }
+            ' ' | '\t' => {
+                if self.prev != ' ' {
+                    self.space = true;
+                    self.prev = ' ';
+                }
+            }
+            _ => {
+                if c == '-' && self.prev == '-' {
+                    return;
+                }
+                for _ in 0..self.newlines {
+                    emit('\n');
+                }
+                self.newlines = 0;
+                if self.space {
+                    emit(' ');
+                    self.space = false;
+                }
+                emit(c);
+                self.prev = c;
+            }
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The first implementation of `norm/1`, kept as the oracle the streaming one must match.
+    fn reference_normalize(text: &str) -> String {
+        let body = text.strip_prefix('\u{FEFF}').unwrap_or(text);
+        let json = serde_json::from_str::<serde::de::IgnoredAny>(body).is_ok();
+        let unescaped;
+        let body = if json {
+            unescaped = unescape_non_ascii(body);
+            unescaped.as_str()
+        } else {
+            body
+        };
+        let lf = body.replace("\r\n", "\n").replace('\r', "\n");
+        let folded = fold_typographic(&lf.nfc().collect::<String>());
+        let mut out = String::with_capacity(folded.len());
+        for (i, line) in folded.split('\n').enumerate() {
+            if i > 0 {
+                out.push('\n');
+            }
+            let mut prev = '\0';
+            let start = out.len();
+            for c in line.chars() {
+                let c = if c == '\t' { ' ' } else { c };
+                if (c == ' ' || c == '-') && prev == c {
+                    continue;
+                }
+                out.push(c);
+                prev = c;
+            }
+            let trimmed = out[start..].trim_end_matches(' ').len();
+            out.truncate(start + trimmed);
+        }
+        let end = out.trim_end_matches('\n').len();
+        out.truncate(end);
+        out
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn streaming_norm_matches_the_reference(text in "[ -~\t\r\n—–“”‘’…→ ệếạ\u{0301}\u{0302}\u{00A0}-]{0,80}") {
+            let reference = reference_normalize(&text);
+            proptest::prop_assert_eq!(normalize(&text), reference.clone());
+            let body = text.strip_prefix('\u{FEFF}').unwrap_or(&text);
+            let p = TextProfile::of(&text);
+            proptest::prop_assert_eq!(p.norm_sha256, Digest::of(reference.as_bytes()));
+            let _ = body;
+        }
+    }
+
+    #[test]
+    fn streaming_norm_matches_the_reference_on_real_documents() {
+        for doc in [
+            include_str!("../selftest/reference/001_d6b50f88b93da72f.txt"),
+            include_str!("../selftest/notes.md"),
+            include_str!("../selftest/evidence.json"),
+        ] {
+            for variant in [
+                doc.to_string(),
+                doc.replace('\n', "\r\n"),
+                escape_non_ascii(doc),
+                doc.nfd().collect(),
+            ] {
+                assert_eq!(normalize(&variant), reference_normalize(&variant));
+                assert_eq!(
+                    TextProfile::of(&variant).norm_sha256,
+                    Digest::of(reference_normalize(&variant).as_bytes())
+                );
+            }
+        }
+    }
 
     fn text(bytes: &[u8]) -> TextProfile {
         match Profile::of(bytes) {
