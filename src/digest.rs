@@ -152,8 +152,10 @@ pub struct Inspected<R> {
 }
 
 thread_local! {
-    /// Each worker thread's read buffer, reused from file to file.
+    /// Each worker thread's first-read buffer, reused from file to file.
     static BUFFER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// Each worker thread's buffer for files below `MAP_MIN` (at most 4 MiB).
+    static MEDIUM: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// Hashes the regular file at `path` (not following a symlink) with one open, and when it
@@ -198,11 +200,16 @@ pub fn read_with<R>(
         }
         let size = meta.len();
         if size < MAP_MIN {
-            let mut all = Vec::with_capacity(size as usize + 1);
-            all.extend_from_slice(&buf[..n]);
-            drop(buf);
-            file.read_to_end(&mut all)?;
-            return Ok(whole(&all, keep_limit, inspect));
+            // Medium files go into a second per-thread buffer whose pages stay mapped from
+            // file to file (a fresh allocation would fault every page in again).
+            return MEDIUM.with(|cell| {
+                let mut all = cell.borrow_mut();
+                all.clear();
+                all.extend_from_slice(&buf[..n]);
+                drop(buf);
+                file.read_to_end(&mut all)?;
+                Ok(whole(&all, keep_limit, inspect))
+            });
         }
         drop(buf);
         map_file(&file, size, keep_limit, inspect)
@@ -232,8 +239,9 @@ fn map_file<R>(
     use memmap2::{Advice, MmapOptions};
     // The map is read-only and private to this call; a file truncated under it by another
     // process is the one case it cannot guard against (SIGBUS), as with any mapped read.
+    // MAP_POPULATE faults a window's pages in with one call, not one fault per page.
     if size <= keep_limit {
-        let map = unsafe { MmapOptions::new().len(size as usize).map(file)? };
+        let map = unsafe { MmapOptions::new().len(size as usize).populate().map(file)? };
         let _ = map.advise(Advice::Sequential);
         return Ok(whole(&map, keep_limit, inspect));
     }
@@ -245,6 +253,7 @@ fn map_file<R>(
             MmapOptions::new()
                 .offset(offset)
                 .len(len as usize)
+                .populate()
                 .map(file)?
         };
         let _ = map.advise(Advice::Sequential);
