@@ -1091,3 +1091,63 @@ fn a_file_named_pass_cannot_put_a_pass_token_in_a_failing_run() {
         "JSON keeps the exact name"
     );
 }
+
+#[test]
+fn the_seal_is_identical_whatever_the_thread_count() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("tree");
+    for d in 0..7 {
+        fs::create_dir_all(src.join(format!("d{d}"))).unwrap();
+        for f in 0..40 {
+            // Sizes across the read paths: one read, read whole, mapped.
+            let size = match (d * 40 + f) % 9 {
+                0 => 5 << 20,
+                1 => 200 << 10,
+                _ => f * 37 + d,
+            };
+            let body: Vec<u8> = (0..size).map(|i| ((i * 7 + f + d) % 251) as u8).collect();
+            fs::write(src.join(format!("d{d}/f{f:02}.bin")), body).unwrap();
+        }
+    }
+    fs::copy(
+        reference().join("001_d6b50f88b93da72f.txt"),
+        src.join("d0/doc.txt"),
+    )
+    .unwrap();
+    let mut seals = Vec::new();
+    for jobs in ["1", "2", "5"] {
+        let out = tmp.path().join(format!("p{jobs}"));
+        run_ok(process::Command::new("cp").arg("-r").arg(&src).arg(&out));
+        packet()
+            .args(["build", "--jobs", jobs])
+            .arg(&out)
+            .assert()
+            .success();
+        seals.push(
+            ["HASH_MANIFEST.txt", "SEAL.json", "packet_tree.sha256"]
+                .map(|f| fs::read(out.join(f)).unwrap()),
+        );
+        let v = packet()
+            .args(["verify", "--quiet", "--jobs", jobs])
+            .arg(&out)
+            .output()
+            .unwrap();
+        let text = String::from_utf8(v.stdout).unwrap();
+        assert_eq!(v.status.code(), Some(0), "{text}");
+        assert_eq!(
+            text.lines().count(),
+            1,
+            "--quiet prints only the verdict: {text}"
+        );
+        assert!(text.starts_with("PASS "), "{text}");
+    }
+    assert!(
+        seals.windows(2).all(|w| w[0] == w[1]),
+        "the seal differs between thread counts"
+    );
+    packet()
+        .args(["verify", "--jobs", "0"])
+        .arg(tmp.path().join("p1"))
+        .assert()
+        .code(2);
+}
