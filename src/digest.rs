@@ -7,9 +7,6 @@ use std::fs::File;
 use std::io::{self, Read};
 use std::path::Path;
 
-/// Size of the read buffer used when a file is streamed through the hasher, in bytes.
-const STREAM_BUFFER: usize = 256 * 1024;
-
 /// The first read of every file, in bytes: a file shorter than this is read whole by it, with
 /// no separate stat (a third of the small-file time when measured).
 pub const FIRST_READ: usize = 64 * 1024;
@@ -79,66 +76,6 @@ impl<'de> serde::Deserialize<'de> for Digest {
         Digest::from_hex(&text)
             .ok_or_else(|| serde::de::Error::custom("expected 64 lowercase hex digits"))
     }
-}
-
-/// Streams `reader` through SHA-256. Returns the digest and the number of bytes read.
-pub fn hash_reader(mut reader: impl Read) -> io::Result<(Digest, u64)> {
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; STREAM_BUFFER];
-    let mut total = 0u64;
-    loop {
-        let n = match reader.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        hasher.update(&buf[..n]);
-        total += n as u64;
-    }
-    Ok((Digest(hasher.finalize().into()), total))
-}
-
-/// The content of one file as read for sealing or verification.
-pub struct FileRead {
-    /// SHA-256 of every byte of the file.
-    pub digest: Digest,
-    /// Length in bytes.
-    pub len: u64,
-    /// The whole content when the file is at most the `keep_limit` given to [`read_file`];
-    /// `None` for a larger file, which was streamed and never held in memory.
-    pub bytes: Option<Vec<u8>>,
-}
-
-/// Reads and hashes the file at `path` with one open. A file of at most `keep_limit` bytes is
-/// read whole and returned with its digest (profiling and drift diagnosis need the text); a
-/// larger one is streamed in fixed-size chunks so memory does not grow with file size.
-pub fn read_file(path: &Path, keep_limit: u64) -> io::Result<FileRead> {
-    let mut file = open_regular(path, false)?;
-    let size = file.metadata()?.len();
-    if size <= keep_limit {
-        let mut bytes = Vec::with_capacity(size as usize);
-        file.read_to_end(&mut bytes)?;
-        // The file may have grown since the stat; what was read is what is judged.
-        if bytes.len() as u64 <= keep_limit {
-            return Ok(FileRead {
-                digest: Digest::of(&bytes),
-                len: bytes.len() as u64,
-                bytes: Some(bytes),
-            });
-        }
-        return Ok(FileRead {
-            digest: Digest::of(&bytes),
-            len: bytes.len() as u64,
-            bytes: None,
-        });
-    }
-    let (digest, len) = hash_reader(file)?;
-    Ok(FileRead {
-        digest,
-        len,
-        bytes: None,
-    })
 }
 
 /// A file as hashed by [`read_with`]: digest, length, and what the inspector returned.
@@ -334,23 +271,6 @@ mod tests {
     }
 
     #[test]
-    fn streamed_and_whole_reads_agree() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("f");
-        let data: Vec<u8> = (0..(STREAM_BUFFER * 2 + 17))
-            .map(|i| (i % 251) as u8)
-            .collect();
-        std::fs::write(&path, &data).unwrap();
-        let whole = read_file(&path, u64::MAX).unwrap();
-        let streamed = read_file(&path, 0).unwrap();
-        assert_eq!(whole.digest, Digest::of(&data));
-        assert_eq!(streamed.digest, whole.digest);
-        assert_eq!(streamed.len, data.len() as u64);
-        assert!(streamed.bytes.is_none());
-        assert_eq!(whole.bytes.as_deref(), Some(&data[..]));
-    }
-
-    #[test]
     fn every_read_path_gives_the_same_digest() {
         let dir = tempfile::tempdir().unwrap();
         // Small (one read), medium (read whole), mapped whole, mapped in windows.
@@ -389,15 +309,22 @@ mod tests {
                 .unwrap()
                 .success()
         );
-        let err = read_file(&fifo, 10).err().expect("a fifo is refused");
-        assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+        // The walk classifies files before they are read; a fifo swapped in after it must
+        // not hang the read (O_NONBLOCK: no writer reads as empty), and a whole-file read
+        // of it is refused.
+        let swapped = read_with(&fifo, 10, |_, _| ()).unwrap();
+        assert_eq!(swapped.len, 0);
+        assert_eq!(
+            open_regular(&fifo, false).err().map(|e| e.kind()),
+            Some(io::ErrorKind::InvalidInput)
+        );
         assert!(read_regular_bounded(&fifo, 10).is_err());
         let target = dir.path().join("t");
         std::fs::write(&target, "x").unwrap();
         let link = dir.path().join("l");
         std::os::unix::fs::symlink(&target, &link).unwrap();
         assert!(
-            read_file(&link, 10).is_err(),
+            read_with(&link, 10, |_, _| ()).is_err(),
             "O_NOFOLLOW refuses a symlink"
         );
         assert_eq!(

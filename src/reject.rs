@@ -179,11 +179,6 @@ impl RejectCode {
             RejectCode::RollbackNotRestored => "ROLLBACK_NOT_RESTORED",
         }
     }
-
-    /// True for the `DRIFT_*` causes, which diagnose a file-level reject.
-    pub fn is_drift(self) -> bool {
-        self.name().starts_with("DRIFT_")
-    }
 }
 
 impl fmt::Display for RejectCode {
@@ -231,11 +226,5 @@ mod tests {
             assert_eq!(json, format!("\"{}\"", code.name()));
             assert!(seen.insert(code.name()), "duplicate {}", code.name());
         }
-    }
-
-    #[test]
-    fn drift_codes_are_flagged() {
-        assert!(RejectCode::DriftBom.is_drift());
-        assert!(!RejectCode::Sha256Mismatch.is_drift());
     }
 }

@@ -65,19 +65,6 @@ impl SealRecord {
         out.extend_from_slice(b"\n]}\n");
         out
     }
-
-    /// Parses a seal record; an error names what is wrong.
-    pub fn parse(bytes: &[u8]) -> Result<SealRecord, String> {
-        let record: SealRecord =
-            serde_json::from_slice(bytes).map_err(|e| format!("not a seal record: {e}"))?;
-        if record.schema != SEAL_SCHEMA {
-            return Err(format!(
-                "unknown seal schema {:?} (this packet knows {SEAL_SCHEMA:?})",
-                record.schema
-            ));
-        }
-        Ok(record)
-    }
 }
 
 /// A seal record read for verification: every file's path and length, with its profile kept
@@ -683,8 +670,15 @@ mod tests {
             text.contains(r#"{"path":"b.bin","bytes":2,"profile":{"encoding":"binary"}}"#),
             "{text}"
         );
-        assert_eq!(SealRecord::parse(&bytes).unwrap(), record);
-        assert!(SealRecord::parse(br#"{"schema":"packet.seal/9","files":[]}"#).is_err());
+        let back: SealRecord = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(back, record);
+        let lazy = Records::parse(&bytes).unwrap();
+        assert_eq!(lazy.get("b.bin").map(|f| f.bytes), Some(2));
+        assert_eq!(
+            lazy.get("a.txt").and_then(|f| f.profile()),
+            record.files[0].profile
+        );
+        assert!(Records::parse(br#"{"schema":"packet.seal/9","files":[]}"#).is_err());
     }
 
     #[test]
