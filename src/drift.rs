@@ -178,12 +178,6 @@ enum Undo {
     Bom { add: bool },
 }
 
-/// The body being rebuilt: text without its BOM, and whether a BOM goes in front.
-struct Work {
-    bom: bool,
-    body: String,
-}
-
 impl Undo {
     /// Position in the order undos are applied (the order of the variants above).
     fn rank(self) -> u8 {
@@ -201,71 +195,74 @@ impl Undo {
         }
     }
 
-    /// Applies the undo; `None` when it cannot apply to this text.
-    fn apply(self, mut w: Work, s: Option<&TextProfile>) -> Option<Work> {
-        let body = std::mem::take(&mut w.body);
-        w.body = match self {
+    /// Applies the undo to `body` (text without its BOM; `bom` says whether one goes in
+    /// front). Returns the new body (`None` when it is unchanged, so nothing is copied) and
+    /// BOM, or `None` when the undo cannot apply to this text.
+    fn transform(
+        self,
+        body: &str,
+        bom: bool,
+        s: Option<&TextProfile>,
+    ) -> Option<(Option<String>, bool)> {
+        let changed = |t: String| Some((Some(t), bom));
+        match self {
             Undo::Mojibake { legacy, rounds } => {
-                let mut t = body;
-                for _ in 0..rounds {
+                let mut t = unmojibake(body, legacy)?;
+                for _ in 1..rounds {
                     t = unmojibake(&t, legacy)?;
                 }
                 // A BOM read as mojibake (`ï»¿`) comes back as U+FEFF in the body.
-                if let Some(rest) = t.strip_prefix('\u{FEFF}') {
-                    w.bom = true;
-                    t = rest.to_string();
+                match t.strip_prefix('\u{FEFF}') {
+                    Some(rest) => Some((Some(rest.to_string()), true)),
+                    None => changed(t),
                 }
-                t
             }
             Undo::Restyle => {
                 let style = s?.json_style.filter(crate::json::is_known_style)?;
-                crate::json::render(&crate::json::parse(&body)?, &style)
+                changed(crate::json::render(&crate::json::parse(body)?, &style))
             }
-            Undo::Unescape => profile::unescape_non_ascii(&body),
+            Undo::Unescape => changed(profile::unescape_non_ascii(body)),
             Undo::LineEnds(target) => {
                 let lf = body.replace("\r\n", "\n").replace('\r', "\n");
-                match target {
+                changed(match target {
                     LineEnds::Crlf => lf.replace('\n', "\r\n"),
                     LineEnds::Cr => lf.replace('\n', "\r"),
                     _ => lf,
-                }
+                })
             }
-            Undo::Normalize { nfc: true } => body.nfc().collect(),
-            Undo::Normalize { nfc: false } => body.nfd().collect(),
-            Undo::TrailingWhitespace => restore_trailing(&body, s?.trailing_map.as_ref()?)?,
+            Undo::Normalize { nfc: true } => changed(body.nfc().collect()),
+            Undo::Normalize { nfc: false } => changed(body.nfd().collect()),
+            Undo::TrailingWhitespace => changed(restore_trailing(body, s?.trailing_map.as_ref()?)?),
             Undo::Tabs {
                 width,
                 leading_only,
-            } => unexpand(&body, usize::from(width), leading_only),
+            } => changed(unexpand(body, usize::from(width), leading_only)),
             Undo::Typographic { double_dash } => {
                 let map = profile::TypoMap::parse(s?.typo_map.as_deref()?)?;
-                restore_typographic(&body, &map, double_dash)?
+                changed(restore_typographic(body, &map, double_dash)?)
             }
-            Undo::FinalNewline { add: true } => {
-                let mut t = body;
-                if !t.ends_with(['\n', '\r']) {
-                    t.push_str(match s.map(|s| s.eol) {
+            Undo::FinalNewline { add: true } if body.ends_with(['\n', '\r']) => Some((None, bom)),
+            Undo::FinalNewline { add: true } => changed(
+                [
+                    body,
+                    match s.map(|s| s.eol) {
                         Some(LineEnds::Crlf) => "\r\n",
                         Some(LineEnds::Cr) => "\r",
                         _ => "\n",
-                    });
-                }
-                t
-            }
+                    },
+                ]
+                .concat(),
+            ),
             Undo::FinalNewline { add: false } => {
                 let end = body
                     .strip_suffix("\r\n")
                     .or_else(|| body.strip_suffix(['\n', '\r']))
-                    .unwrap_or(&body)
+                    .unwrap_or(body)
                     .len();
-                body[..end].to_string()
+                changed(body[..end].to_string())
             }
-            Undo::Bom { add } => {
-                w.bom = add;
-                body
-            }
-        };
-        Some(w)
+            Undo::Bom { add } => Some((None, add)),
+        }
     }
 
     /// The cause this undo reverses, described from what was sealed to what is there now.
@@ -627,18 +624,20 @@ fn profile_slots(s: Option<&TextProfile>, now: &TextProfile) -> Vec<Vec<Undo>> {
 
 /// Applies `undos` (in slot order) to the current body; the rebuilt bytes, BOM included.
 fn rebuild(bom: bool, body: &str, undos: &[Undo], s: Option<&TextProfile>) -> Option<Vec<u8>> {
-    let mut w = Work {
-        bom,
-        body: body.to_string(),
-    };
+    let (mut bom, mut owned) = (bom, None::<String>);
     for u in undos {
-        w = u.apply(w, s)?;
+        let (next, b) = u.transform(owned.as_deref().unwrap_or(body), bom, s)?;
+        bom = b;
+        if next.is_some() {
+            owned = next;
+        }
     }
-    let mut bytes = Vec::with_capacity(w.body.len() + 3);
-    if w.bom {
+    let body = owned.as_deref().unwrap_or(body);
+    let mut bytes = Vec::with_capacity(body.len() + 3);
+    if bom {
         bytes.extend_from_slice(BOM);
     }
-    bytes.extend_from_slice(w.body.as_bytes());
+    bytes.extend_from_slice(body.as_bytes());
     Some(bytes)
 }
 
@@ -791,36 +790,28 @@ pub fn examine(sealed_digest: &Digest, sealed: Option<&Profile>, current: &[u8])
     };
     // Best effort: every applicable undo's first variant. Mojibake must be undone before a
     // normalized digest can match; the rest the normalized form absorbs anyway.
-    let mut best = Work {
-        bom,
-        body: body.to_string(),
-    };
+    let (mut best_bom, mut best) = (bom, None::<String>);
     let mut applied = Vec::new();
     for slot in &slots {
         let u = slot[0];
-        let before = std::mem::take(&mut best.body);
-        match u.apply(
-            Work {
-                bom: best.bom,
-                body: before.clone(),
-            },
-            sealed_text,
-        ) {
-            Some(w) => {
-                best = w;
-                applied.push(u);
+        if let Some((next, b)) = u.transform(best.as_deref().unwrap_or(body), best_bom, sealed_text)
+        {
+            best_bom = b;
+            if next.is_some() {
+                best = next;
             }
-            None => best.body = before,
+            applied.push(u);
         }
     }
+    let best = best.as_deref().unwrap_or(body);
     let unmojibaked = applied
         .iter()
         .find(|u| matches!(u, Undo::Mojibake { .. }))
         .copied();
-    let json_value = crate::json::parse(&best.body);
+    let json_value = crate::json::parse(best);
     let json_equal = s.json_sha256.is_some()
         && json_value.as_ref().map(crate::json::canonical_digest) == s.json_sha256;
-    let norm_equal = Digest::of(profile::normalize(&best.body).as_bytes()) == s.norm_sha256;
+    let norm_equal = Digest::of(profile::normalize(best).as_bytes()) == s.norm_sha256;
     if norm_equal || json_equal {
         let mut causes = observed_causes(s, now);
         if let Some(u) = unmojibaked {

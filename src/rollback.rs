@@ -27,22 +27,18 @@ pub fn claims_schema(bytes: &[u8]) -> bool {
     if !body.starts_with(b"{") {
         return false;
     }
-    // Only the top-level `schema` is decoded; every other member is skipped (still checked as
-    // JSON) without building a tree, so a large sealed JSON file costs no memory here.
+    // Only the top-level `schema` is kept (as its raw JSON); every other member is skipped
+    // (still checked as JSON) without building a tree, so a large sealed JSON file costs no
+    // memory here, and the document is read once.
     #[derive(serde::Deserialize)]
     struct SchemaOnly {
         #[serde(default)]
-        schema: Option<serde::de::IgnoredAny>,
-    }
-    #[derive(serde::Deserialize)]
-    struct SchemaString {
-        #[serde(default)]
-        schema: Option<String>,
+        schema: Option<Box<serde_json::value::RawValue>>,
     }
     match serde_json::from_slice::<SchemaOnly>(body) {
         Ok(SchemaOnly { schema: None }) => false,
-        Ok(_) => match serde_json::from_slice::<SchemaString>(body) {
-            Ok(SchemaString { schema }) => schema.as_deref() == Some(ROLLBACK_SCHEMA),
+        Ok(SchemaOnly { schema: Some(raw) }) => match serde_json::from_str::<String>(raw.get()) {
+            Ok(name) => name == ROLLBACK_SCHEMA,
             // `schema` is there but not a string: evidence only if it names the schema.
             Err(_) => mentions_schema(body),
         },

@@ -609,7 +609,7 @@ impl<'a> Run<'a> {
                 continue;
             };
             let (abs, renamed_from) = (&self.dir.join(abs), *renamed_from);
-            let hashed = match outcome {
+            let mut hashed = match outcome {
                 Ok(h) => h,
                 Err(e) => {
                     self.file_rejects.push(
@@ -647,27 +647,23 @@ impl<'a> Run<'a> {
                         FileState::Renamed
                     }
                     None => {
-                        if self.opts.against != Against::Itself {
-                            self.lines.push(FileLine::new(&entry.path, "byte-exact"));
-                        }
+                        self.line(|| FileLine::new(&entry.path, "byte-exact"));
                         FileState::Intact
                     }
                 }
             } else {
-                let (reject, rebuilt) = mismatch(entry, sealed_len, &hashed);
+                let (mut reject, rebuilt) = mismatch(entry, sealed_len, &mut hashed);
                 match renamed_from {
                     Some((other, how)) => {
-                        let mut d = reject.diagnosis.clone().expect("mismatch always diagnoses");
+                        let mut d = reject.diagnosis.take().expect("mismatch always diagnoses");
                         d.causes
                             .insert(0, drift::Cause::path(&entry.path, other, how));
                         self.push_renamed(entry, other, how, d);
                     }
                     None => {
-                        self.lines.push(FileLine::drifted(
-                            &entry.path,
-                            None,
-                            reject.diagnosis.as_ref(),
-                        ));
+                        self.line(|| {
+                            FileLine::drifted(&entry.path, None, reject.diagnosis.as_ref())
+                        });
                         self.file_rejects.push(reject);
                     }
                 }
@@ -737,8 +733,15 @@ impl<'a> Run<'a> {
                 .at_path(entry.path.clone()),
             );
         }
-        self.lines.push(FileLine::new(&entry.path, "missing"));
+        self.line(|| FileLine::new(&entry.path, "missing"));
         FileState::Missing
+    }
+
+    /// Records a per-file line; only a check against an original lists them.
+    fn line(&mut self, make: impl FnOnce() -> FileLine) {
+        if self.opts.against != Against::Itself {
+            self.lines.push(make());
+        }
     }
 
     fn push_renamed(
@@ -748,8 +751,7 @@ impl<'a> Run<'a> {
         how: NameDrift,
         d: drift::Diagnosis,
     ) {
-        self.lines
-            .push(FileLine::drifted(&entry.path, Some(other), Some(&d)));
+        self.line(|| FileLine::drifted(&entry.path, Some(other), Some(&d)));
         self.file_rejects.push(Reject {
             diagnosis: Some(d),
             ..Reject::new(
@@ -798,7 +800,7 @@ struct Hashed {
 fn mismatch(
     entry: &manifest::Entry,
     sealed_len: Option<u64>,
-    hashed: &Hashed,
+    hashed: &mut Hashed,
 ) -> (Reject, Option<Vec<u8>>) {
     let (code, message) = match sealed_len {
         Some(rec) if rec != hashed.len => (
@@ -822,8 +824,8 @@ fn mismatch(
             ),
         ),
     };
-    let (diagnosis, rebuilt) = match &hashed.finding {
-        Some(f) => (f.diagnosis.clone(), f.rebuilt.clone()),
+    let (diagnosis, rebuilt) = match hashed.finding.take().map(|f| *f) {
+        Some(f) => (f.diagnosis, f.rebuilt),
         None => (drift::too_large(hashed.len), None),
     };
     let reject = Reject {
