@@ -838,6 +838,11 @@ pub fn examine(sealed_digest: &Digest, sealed: Option<&Profile>, current: &[u8])
     Diagnosis::new(Proof::ContentChanged, vec![], content_summary(s, now)).into()
 }
 
+/// A diagnosis that was not attempted, saying why.
+pub fn not_tried(why: String) -> Diagnosis {
+    Diagnosis::new(Proof::NotTried, vec![], why)
+}
+
 /// The diagnosis of a file above [`DIAGNOSE_LIMIT`]: not tried, and saying why.
 pub fn too_large(len: u64) -> Diagnosis {
     Diagnosis::new(
@@ -982,6 +987,12 @@ impl NameDrift {
     }
 }
 
+/// A name as a case-insensitive, normalization-insensitive file system sees it: NFC, then
+/// lowercase. Two names with one fold are one file on macOS (APFS) or Windows (NTFS).
+pub fn fold_name(name: &str) -> String {
+    name.nfc().collect::<String>().to_lowercase()
+}
+
 /// Pairs each missing sealed path with the one unsealed path equal to it up to normalization
 /// (preferred) or case. Ambiguous pairings are left unpaired.
 pub fn pair_renamed<'p>(
@@ -994,7 +1005,7 @@ pub fn pair_renamed<'p>(
     for how in [NameDrift::Normalization, NameDrift::Case] {
         let key = |s: &str| match how {
             NameDrift::Normalization => nfc(s),
-            NameDrift::Case => nfc(s).to_lowercase(),
+            NameDrift::Case => fold_name(s),
         };
         for m in missing {
             if out.contains_key(m) {

@@ -8,10 +8,12 @@
 //! of any drift, [`rollback`] rejects rollback evidence that proves nothing, and [`selftest`]
 //! proves every reject still fires.
 
+pub mod archive;
 pub mod digest;
 pub mod drift;
 pub mod json;
 pub mod manifest;
+pub mod pack;
 pub mod parallel;
 pub mod pin;
 pub mod profile;
@@ -21,6 +23,7 @@ pub mod restore;
 pub mod rollback;
 pub mod seal;
 pub mod selftest;
+pub mod unpack;
 pub mod verify;
 pub mod walk;
 

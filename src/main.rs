@@ -1,12 +1,15 @@
 //! The `packet` command line: parses arguments, calls the library, maps the outcome to an exit
 //! code (0 PASS, 1 any reject or failure, 2 usage error).
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
+use packet::archive::{self, Compression, Limits};
+use packet::pack::{self, PackOptions};
 use packet::parallel::Jobs;
 use packet::pin::Pin;
 use packet::report::{Reject, Report};
 use packet::restore;
 use packet::seal::{self, SealOptions};
+use packet::unpack::{self, UnpackOptions};
 use packet::verify::{self, Against, VerifyOptions};
 use packet::{Error, selftest};
 use std::path::PathBuf;
@@ -66,12 +69,14 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Re-check a packet's seal against its bytes and report every problem.
+    /// Re-check a packet's seal against its bytes and report every problem. PACKET may be a
+    /// packet directory or a packet archive (.tar or .tar.gz), which is verified in one
+    /// streaming pass without extracting anything.
     #[command(
-        after_help = "Example:\n  packet verify packets/run-42 --expect-tree 72b24b8a…787bb2"
+        after_help = "Examples:\n  packet verify packets/run-42 --expect-tree 72b24b8a…787bb2\n  packet verify run-42.tar.gz --expect-tree 72b24b8a…787bb2"
     )]
     Verify {
-        /// The packet directory.
+        /// The packet directory or archive.
         packet: PathBuf,
         /// The tree hash the packet must have: 64 hex digits, or abbreviated as documents cite
         /// it (PREFIX…SUFFIX or PREFIX...SUFFIX).
@@ -84,6 +89,45 @@ enum Command {
         /// Print the report as one JSON document.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        limits: LimitArgs,
+    },
+    /// Verify a packet and write it as one byte-reproducible archive: .tar, or .tar.gz / .tgz
+    /// by the name. Headers carry mtime 0 (or SOURCE_DATE_EPOCH), uid/gid 0, modes 0644/0755.
+    #[command(after_help = "Example:\n  packet pack packets/run-42 -o run-42.tar.gz")]
+    Pack {
+        /// The packet directory; it must verify.
+        packet: PathBuf,
+        /// The archive to write (must not exist).
+        #[arg(long, short = 'o', value_name = "FILE")]
+        out: PathBuf,
+        /// The tree hash the packet must have before it is packed.
+        #[arg(long, value_name = "DIGEST")]
+        expect_tree: Option<Pin>,
+        /// Print the outcome as one JSON document.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Extract a packet archive into the new directory DIR: into a temporary directory beside
+    /// it first, verified, and only then renamed to DIR. Hostile entries (.. or absolute
+    /// paths, links, devices, duplicate or colliding names, rewritten headers, size and count
+    /// bombs) are refused, and on any reject nothing is left behind.
+    #[command(
+        after_help = "Example:\n  packet unpack run-42.tar.gz restored/run-42 --expect-tree 72b24b8a…787bb2"
+    )]
+    Unpack {
+        /// The archive (.tar or .tar.gz).
+        archive: PathBuf,
+        /// The directory to create (must not exist).
+        dir: PathBuf,
+        /// The tree hash the unpacked packet must have.
+        #[arg(long, value_name = "DIGEST")]
+        expect_tree: Option<Pin>,
+        /// Print the report as one JSON document.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        limits: LimitArgs,
     },
     /// Rebuild a drifted copy of a packet into DIR: proven drift undone, byte-exact files
     /// copied, unprovable files refused with the reason. Never writes into COPY.
@@ -114,6 +158,34 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// Bounds on what an archive may hold (verify and unpack of archives).
+#[derive(Args)]
+struct LimitArgs {
+    /// Refuse archive entries larger than SIZE (bytes, or with a unit: 512M, 16GiB, 2GB).
+    #[arg(long, value_name = "SIZE", value_parser = parse_bytes, default_value = "16GiB")]
+    max_entry_bytes: u64,
+    /// Refuse archives with more than N entries (files, directories and extension headers).
+    #[arg(long, value_name = "N", default_value_t = archive::DEFAULT_MAX_ENTRIES)]
+    max_entries: u64,
+}
+
+impl LimitArgs {
+    fn limits(&self) -> Limits {
+        Limits {
+            max_entry_bytes: self.max_entry_bytes,
+            max_entries: self.max_entries,
+        }
+    }
+}
+
+/// A byte count: a number with an optional unit; K, M, G and T without `B` or `iB` are binary.
+fn parse_bytes(text: &str) -> Result<u64, String> {
+    parse_size::Config::new()
+        .with_binary()
+        .parse_size(text)
+        .map_err(|e| format!("{e} (give bytes, or a size such as 512M or 16GiB)"))
 }
 
 fn print_report(report: &Report, json: bool, quiet: bool) -> ExitCode {
@@ -265,19 +337,92 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             expect_tree,
             against,
             json,
+            limits,
         }) => {
             let Some(against) = parse_against(against.as_deref()) else {
                 return Ok(ExitCode::from(2));
             };
-            let report = verify::verify(
-                &packet,
-                &VerifyOptions {
+            let opts = VerifyOptions {
+                expect_tree,
+                against,
+                jobs,
+            };
+            let report = if std::fs::metadata(&packet).is_ok_and(|m| m.is_file()) {
+                verify::check_archive(&packet, &opts, &limits.limits(), None)?
+            } else {
+                verify::verify(&packet, &opts)
+            };
+            Ok(print_report(&report, json, cli.quiet))
+        }
+        Some(Command::Pack {
+            packet,
+            out,
+            expect_tree,
+            json,
+        }) => {
+            let Some(compression) = Compression::from_name(&out) else {
+                eprintln!(
+                    "packet: -o {} must end in .tar, .tar.gz or .tgz (the name says how it is compressed)",
+                    out.display()
+                );
+                return Ok(ExitCode::from(2));
+            };
+            let mtime = match pack::source_date_epoch() {
+                Ok(t) => t,
+                Err(e) => {
+                    eprintln!("packet: {e}");
+                    return Ok(ExitCode::from(2));
+                }
+            };
+            let opts = PackOptions {
+                verify: VerifyOptions {
                     expect_tree,
-                    against,
+                    against: Against::Itself,
                     jobs,
                 },
-            );
-            Ok(print_report(&report, json, cli.quiet))
+                mtime,
+                compression,
+            };
+            let report = pack::pack(&packet, &out, &opts).map_err(|e| {
+                anyhow::Error::new(e).context(format!(
+                    "pack {} failed; nothing was left half-written",
+                    packet.display()
+                ))
+            })?;
+            if json {
+                print!("{}", report.to_json());
+            } else {
+                emit(&report.render_text(), cli.quiet);
+            }
+            Ok(exit(report.passed()))
+        }
+        Some(Command::Unpack {
+            archive,
+            dir,
+            expect_tree,
+            json,
+            limits,
+        }) => {
+            let opts = UnpackOptions {
+                verify: VerifyOptions {
+                    expect_tree,
+                    against: Against::Itself,
+                    jobs,
+                },
+                limits: limits.limits(),
+            };
+            let report = unpack::unpack(&archive, &dir, &opts).map_err(|e| {
+                anyhow::Error::new(e).context(format!(
+                    "unpack {} failed; nothing was left behind",
+                    archive.display()
+                ))
+            })?;
+            if json {
+                print!("{}", report.to_json());
+            } else {
+                emit(&report.render_text(), cli.quiet);
+            }
+            Ok(exit(report.passed()))
         }
         Some(Command::Restore {
             copy,
@@ -314,6 +459,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             eprintln!("packet: give a command or --selftest (see packet --help)");
             Ok(ExitCode::from(2))
         }
+    }
+}
+
+fn exit(passed: bool) -> ExitCode {
+    if passed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
     }
 }
 

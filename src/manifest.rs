@@ -63,6 +63,14 @@ impl Manifest {
             .is_ok()
     }
 
+    /// The entry for `path`, if the manifest lists it.
+    pub fn entry(&self, path: &str) -> Option<&Entry> {
+        self.entries
+            .binary_search_by(|e| e.path.as_bytes().cmp(path.as_bytes()))
+            .ok()
+            .map(|i| &self.entries[i])
+    }
+
     /// The tree hash: SHA-256 of the rendered manifest.
     pub fn tree_hash(&self) -> Digest {
         Digest::of(&self.render())

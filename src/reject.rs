@@ -81,6 +81,39 @@ pub enum RejectCode {
     /// A file name changed only by Unicode normalization or letter case.
     DriftPathNormalization,
 
+    // Archives.
+    /// An archive that cannot be read to its end as tar (or gzip): a bad header checksum, a
+    /// truncated entry or stream, a bad gzip trailer, an empty file, or anything but zero padding
+    /// after the end-of-archive marker. Reading stops there.
+    ArchiveMalformed,
+    /// An archive entry whose path is absolute, climbs out with `..`, is not UTF-8, or breaks
+    /// another packet path rule ([`crate::manifest::check_path`]).
+    ArchivePathUnsafe,
+    /// An archive entry that is a symlink or a hard link.
+    ArchiveLink,
+    /// An archive entry that is a device, a fifo, or any other type than a regular file or a
+    /// directory (GNU sparse, contiguous, volume label, ...).
+    ArchiveSpecialEntry,
+    /// A second archive entry with a path already seen: extracting it would shadow the first.
+    ArchiveDuplicatePath,
+    /// An archive entry whose path equals an earlier one's up to letter case or Unicode
+    /// normalization (they would be one file on macOS or Windows), or that is a file where
+    /// another entry needs a directory.
+    ArchivePathCollision,
+    /// A GNU long-name or long-link header, or a PAX extended header that sets `path`,
+    /// `linkpath`, `size` or GNU sparse keys: readers that honour it and readers that do not
+    /// would see different archives.
+    ArchivePathRewrite,
+    /// An archive entry larger than the `--max-entry-bytes` limit.
+    ArchiveEntryTooLarge,
+    /// An archive with more headers than the `--max-entries` limit. Reading stops there.
+    ArchiveTooManyEntries,
+    /// `packet pack` would not write: the output exists, lies inside the packet, or a file
+    /// changed between verifying and packing it.
+    PackRefused,
+    /// `packet unpack` would not write: the target directory exists already.
+    UnpackRefused,
+
     // Restore.
     /// `packet restore` would not write a file whose original bytes it could not rebuild and
     /// check against the seal.
@@ -132,6 +165,17 @@ impl RejectCode {
         RejectCode::DriftMojibake,
         RejectCode::DriftJsonReformat,
         RejectCode::DriftPathNormalization,
+        RejectCode::ArchiveMalformed,
+        RejectCode::ArchivePathUnsafe,
+        RejectCode::ArchiveLink,
+        RejectCode::ArchiveSpecialEntry,
+        RejectCode::ArchiveDuplicatePath,
+        RejectCode::ArchivePathCollision,
+        RejectCode::ArchivePathRewrite,
+        RejectCode::ArchiveEntryTooLarge,
+        RejectCode::ArchiveTooManyEntries,
+        RejectCode::PackRefused,
+        RejectCode::UnpackRefused,
         RejectCode::RestoreRefused,
         RejectCode::RollbackEvidenceMalformed,
         RejectCode::RollbackNoEntries,
@@ -170,6 +214,17 @@ impl RejectCode {
             RejectCode::DriftMojibake => "DRIFT_MOJIBAKE",
             RejectCode::DriftJsonReformat => "DRIFT_JSON_REFORMAT",
             RejectCode::DriftPathNormalization => "DRIFT_PATH_NORMALIZATION",
+            RejectCode::ArchiveMalformed => "ARCHIVE_MALFORMED",
+            RejectCode::ArchivePathUnsafe => "ARCHIVE_PATH_UNSAFE",
+            RejectCode::ArchiveLink => "ARCHIVE_LINK",
+            RejectCode::ArchiveSpecialEntry => "ARCHIVE_SPECIAL_ENTRY",
+            RejectCode::ArchiveDuplicatePath => "ARCHIVE_DUPLICATE_PATH",
+            RejectCode::ArchivePathCollision => "ARCHIVE_PATH_COLLISION",
+            RejectCode::ArchivePathRewrite => "ARCHIVE_PATH_REWRITE",
+            RejectCode::ArchiveEntryTooLarge => "ARCHIVE_ENTRY_TOO_LARGE",
+            RejectCode::ArchiveTooManyEntries => "ARCHIVE_TOO_MANY_ENTRIES",
+            RejectCode::PackRefused => "PACK_REFUSED",
+            RejectCode::UnpackRefused => "UNPACK_REFUSED",
             RejectCode::RestoreRefused => "RESTORE_REFUSED",
             RejectCode::RollbackEvidenceMalformed => "ROLLBACK_EVIDENCE_MALFORMED",
             RejectCode::RollbackNoEntries => "ROLLBACK_NO_ENTRIES",

@@ -297,7 +297,13 @@ fn unsealable(dir: &Path, files: &[walk::Found]) -> Vec<Reject> {
 }
 
 /// Name prefixes of the temporary files and directories `packet` writes.
-pub const TEMP_PREFIXES: [&str; 3] = [".packet-seal-", ".packet-build-", ".packet-restore-"];
+pub const TEMP_PREFIXES: [&str; 5] = [
+    ".packet-seal-",
+    ".packet-build-",
+    ".packet-restore-",
+    ".packet-pack-",
+    ".packet-unpack-",
+];
 
 /// Renames the staged seal files into place. The old ones are first kept under temporary
 /// hard links; if any rename fails, the renamed ones are taken back and the old ones restored,

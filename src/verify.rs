@@ -14,7 +14,7 @@ use crate::report::{Counts, FileLine, Reject, Report, TreeHashes};
 use crate::rollback;
 use crate::seal::{Records, SEAL_RECORD_NAME};
 use crate::walk;
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -109,6 +109,10 @@ fn read_regular(path: &Path) -> Result<Vec<u8>, (String, bool)> {
     }
 }
 
+/// Reads one of the checked packet's own seal files by name (from its directory, or from an
+/// archive's entries). The error says why, and whether the file was there at all.
+type LocalRead<'l> = &'l dyn Fn(&str) -> Result<Vec<u8>, (String, bool)>;
+
 /// Verifies the packet directory `dir`. Never fails: every problem is a reject in the report.
 pub fn verify(dir: &Path, opts: &VerifyOptions) -> Report {
     check(dir, opts, false).report
@@ -119,10 +123,15 @@ pub fn verify(dir: &Path, opts: &VerifyOptions) -> Report {
 pub fn check(dir: &Path, opts: &VerifyOptions, keep_rebuilt: bool) -> Checked {
     let mut run = Run::new(dir, opts);
     run.keep_seal = keep_rebuilt;
+    if !fs::metadata(dir).is_ok_and(|m| m.is_dir()) {
+        run.no_packet("no packet directory here");
+        return run.finish(Vec::new(), None);
+    }
+    let local = |name: &str| read_regular(&dir.join(name));
     // The walk does not depend on the seal: it runs while the seal is read and parsed.
     let (seal, scan) = std::thread::scope(|s| {
         let walking = s.spawn(|| walk::scan(dir, ""));
-        let seal = run.load_seal();
+        let seal = run.load_seal(&local);
         (seal, walking.join())
     });
     let scan = match scan {
@@ -135,9 +144,79 @@ pub fn check(dir: &Path, opts: &VerifyOptions, keep_rebuilt: bool) -> Checked {
     let Some(seal) = seal else {
         return run.finish(Vec::new(), None);
     };
-    let files = run.check_files(&seal, scan, keep_rebuilt);
+    let jobs = opts.jobs;
+    let files = run.check_files(&seal, scan, keep_rebuilt, |manifest, records, targets| {
+        hash_on_disk(dir, jobs, manifest, records, targets, keep_rebuilt)
+    });
     let authentic = seal.authentic.clone();
     run.finish(files, authentic)
+}
+
+/// Phase 1 of a directory check, in parallel: hashes every file found, and diagnoses (in the
+/// worker, while its bytes are at hand) only those that mismatch or look like rollback
+/// evidence. One outcome per target, `None` where nothing stands in for the entry.
+fn hash_on_disk(
+    dir: &Path,
+    jobs: crate::parallel::Jobs,
+    manifest: &Manifest,
+    records: Option<&Records>,
+    targets: &[Option<Target<'_>>],
+    keep_rebuilt: bool,
+) -> Vec<Option<std::io::Result<Hashed>>> {
+    let runner = Runner::new(jobs, targets.len(), "verifying");
+    let indices: Vec<usize> = (0..targets.len()).collect();
+    let outcomes = runner.map(&indices, |&i| {
+        let (rel, _) = targets[i]?;
+        let abs = &dir.join(rel);
+        let entry = &manifest.entries[i];
+        let read = digest::read_with(abs, DIAGNOSE_LIMIT, |bytes, d| {
+            let finding = finding(entry, records, bytes, d, keep_rebuilt);
+            let evidence = evidence(bytes, &entry.path);
+            (finding, evidence)
+        });
+        let out = read.map(|r| {
+            // Too large to parse: evidence must not escape validation by padding.
+            let suspect = r.seen.is_none()
+                && digest::read_head(abs, 64 * 1024).is_ok_and(|h| rollback::mentions_schema(&h));
+            let (finding, evidence) = r.seen.unwrap_or((None, None));
+            Hashed {
+                digest: r.digest,
+                len: r.len,
+                finding,
+                evidence,
+                suspect,
+            }
+        });
+        runner.done(out.as_ref().map_or(0, |h| h.len));
+        Some(out)
+    });
+    drop(runner);
+    outcomes
+}
+
+/// The drift finding for a file whose digest `now` is not the sealed one (`None` when it is).
+fn finding(
+    entry: &manifest::Entry,
+    records: Option<&Records>,
+    bytes: &[u8],
+    now: &Digest,
+    keep_rebuilt: bool,
+) -> Option<Box<drift::Finding>> {
+    (*now != entry.digest).then(|| {
+        let profile = records
+            .and_then(|r| r.get(&entry.path))
+            .and_then(|r| r.profile());
+        let mut f = drift::examine(&entry.digest, profile.as_ref(), bytes);
+        if !keep_rebuilt {
+            f.rebuilt = None;
+        }
+        Box::new(f)
+    })
+}
+
+/// The rollback-evidence check of a file that claims the evidence schema.
+fn evidence(bytes: &[u8], label: &str) -> Option<Box<rollback::Checked>> {
+    rollback::claims_schema(bytes).then(|| Box::new(rollback::check(bytes, label)))
 }
 
 /// The seal as loaded: the manifest, the records, and the authenticated bytes if any.
@@ -227,47 +306,48 @@ impl<'a> Run<'a> {
         }
     }
 
-    /// Reads the manifest (and tree file, pin, seal record) from where the options say.
-    fn load_seal(&mut self) -> Option<Seal> {
-        let copy_is_dir = fs::metadata(self.dir).is_ok_and(|m| m.is_dir());
-        if !copy_is_dir {
-            self.seal_rejects.push(
-                Reject::new(
-                    RejectCode::ManifestMissing,
-                    "no packet directory here".into(),
-                )
+    /// The checked path is not a packet at all.
+    fn no_packet(&mut self, why: &str) {
+        self.seal_rejects.push(
+            Reject::new(RejectCode::ManifestMissing, why.into())
                 .at_path(self.dir.display().to_string()),
-            );
-            if !self.pins().is_empty() {
-                self.seal_rejects.push(pin_unprovable());
-            }
-            return None;
+        );
+        if !self.pins().is_empty() {
+            self.seal_rejects.push(pin_unprovable());
         }
-        let (seal_dir, manifest_path, tree_path): (PathBuf, PathBuf, Option<PathBuf>) =
+    }
+
+    /// Reads the manifest (and tree file, pin, seal record) from where the options say: the
+    /// checked packet's own seal files through `local`, or an original's from disk.
+    fn load_seal(&mut self, local: LocalRead<'_>) -> Option<Seal> {
+        let own = matches!(self.opts.against, Against::Itself | Against::Tree(_));
+        let (seal_dir, manifest_path, tree_path): (Option<PathBuf>, PathBuf, Option<PathBuf>) =
             match &self.opts.against {
                 Against::Itself | Against::Tree(_) => (
-                    self.dir.to_path_buf(),
-                    self.dir.join(MANIFEST_NAME),
-                    Some(self.dir.join(TREE_NAME)),
+                    None,
+                    PathBuf::from(MANIFEST_NAME),
+                    Some(PathBuf::from(TREE_NAME)),
                 ),
-                Against::Packet(p) => (p.clone(), p.join(MANIFEST_NAME), Some(p.join(TREE_NAME))),
+                Against::Packet(p) => (
+                    Some(p.clone()),
+                    p.join(MANIFEST_NAME),
+                    Some(p.join(TREE_NAME)),
+                ),
                 Against::Manifest(f) => {
                     let parent = f.parent().map(Path::to_path_buf).unwrap_or_default();
-                    (parent, f.clone(), None)
+                    (Some(parent), f.clone(), None)
                 }
             };
-        let shown = |p: &Path| -> String {
-            if self.opts.against == Against::Itself || matches!(self.opts.against, Against::Tree(_))
-            {
-                p.file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default()
+        let read = |p: &Path| {
+            if own {
+                local(&p.to_string_lossy())
             } else {
-                p.display().to_string()
+                read_regular(p)
             }
         };
+        let shown = |p: &Path| p.display().to_string();
         let manifest_label = shown(&manifest_path);
-        let bytes = match read_regular(&manifest_path) {
+        let bytes = match read(&manifest_path) {
             Ok(b) => b,
             Err((why, _)) => {
                 self.seal_rejects.push(
@@ -299,7 +379,7 @@ impl<'a> Run<'a> {
         let mut recorded_digest = None;
         if let Some(tree_path) = &tree_path {
             let label = shown(tree_path);
-            match read_regular(tree_path)
+            match read(tree_path)
                 .and_then(|b| manifest::parse_tree_file(&b).map_err(|why| (why, true)))
             {
                 Ok(recorded) => {
@@ -397,8 +477,7 @@ impl<'a> Run<'a> {
         };
         self.counts.sealed_files = manifest.entries.len();
 
-        let (records, record_bytes) =
-            self.load_records(&manifest, &[seal_dir, self.dir.to_path_buf()]);
+        let (records, record_bytes) = self.load_records(&manifest, seal_dir, local);
         // The record's bytes stand in for a copy's missing SEAL.json only against an original.
         let against_other = matches!(self.opts.against, Against::Packet(_) | Against::Manifest(_));
         let record_bytes = record_bytes.filter(|_| against_other);
@@ -425,7 +504,8 @@ impl<'a> Run<'a> {
     fn load_records(
         &mut self,
         manifest: &Manifest,
-        dirs: &[PathBuf],
+        original: Option<PathBuf>,
+        local: LocalRead<'_>,
     ) -> (Option<Records>, Option<Vec<u8>>) {
         let Some(entry) = manifest.entries.iter().find(|e| e.path == SEAL_RECORD_NAME) else {
             self.notes.push(format!(
@@ -434,13 +514,16 @@ impl<'a> Run<'a> {
             return (None, None);
         };
         let mut bytes = None;
-        let mut seen = BTreeSet::new();
-        for dir in dirs {
-            let path = dir.join(SEAL_RECORD_NAME);
-            if !seen.insert(path.clone()) {
-                continue;
-            }
-            let Ok(found) = read_regular(&path) else {
+        // The original's record first, then the checked packet's own.
+        let from_original = || {
+            original
+                .as_ref()
+                .and_then(|d| read_regular(&d.join(SEAL_RECORD_NAME)).ok())
+        };
+        let from_local = || local(SEAL_RECORD_NAME).ok();
+        let candidates: [&dyn Fn() -> Option<Vec<u8>>; 2] = [&from_original, &from_local];
+        for candidate in candidates {
+            let Some(found) = candidate() else {
                 continue;
             };
             if Digest::of(&found) == entry.digest {
@@ -497,11 +580,19 @@ impl<'a> Run<'a> {
         (Some(map), Some(bytes))
     }
 
+    /// Checks every sealed file against what `scan` found. `hash` is phase 1: given the
+    /// manifest, the records and where each entry stands (its own path, or a drifted name),
+    /// it returns one outcome per entry (`None` where nothing stands in for it).
     fn check_files(
         &mut self,
         seal: &Seal,
         scan: walk::Scan,
         keep_rebuilt: bool,
+        hash: impl FnOnce(
+            &Manifest,
+            Option<&Records>,
+            &[Option<Target<'_>>],
+        ) -> Vec<Option<std::io::Result<Hashed>>>,
     ) -> Vec<FileResult> {
         self.scan_rejected = scan.rejects.iter().filter_map(|r| r.path.clone()).collect();
         self.file_rejects.extend(scan.rejects);
@@ -530,8 +621,6 @@ impl<'a> Run<'a> {
             .collect();
         let renamed = pair_renamed(&missing, &extra);
 
-        // Phase 1, in parallel: hash every file found, and diagnose (in the worker, while its
-        // bytes are at hand) only those that mismatch or look like rollback evidence.
         let targets: Vec<Option<Target>> = manifest
             .entries
             .iter()
@@ -545,46 +634,10 @@ impl<'a> Run<'a> {
                 }
             })
             .collect();
-        let runner = Runner::new(self.opts.jobs, targets.len(), "verifying");
-        let indices: Vec<usize> = (0..targets.len()).collect();
+
+        // Phase 1: hash every file found (the caller knows where bytes come from).
         let records = seal.records.as_ref();
-        let outcomes: Vec<Option<std::io::Result<Hashed>>> = runner.map(&indices, |&i| {
-            let (rel, _) = targets[i]?;
-            let abs = &self.dir.join(rel);
-            let entry = &manifest.entries[i];
-            let read = digest::read_with(abs, DIAGNOSE_LIMIT, |bytes, d| {
-                let finding = (*d != entry.digest).then(|| {
-                    let profile = records
-                        .and_then(|r| r.get(&entry.path))
-                        .and_then(|r| r.profile());
-                    let mut f = drift::examine(&entry.digest, profile.as_ref(), bytes);
-                    if !keep_rebuilt {
-                        f.rebuilt = None;
-                    }
-                    Box::new(f)
-                });
-                let evidence = rollback::claims_schema(bytes)
-                    .then(|| Box::new(rollback::check(bytes, &entry.path)));
-                (finding, evidence)
-            });
-            let out = read.map(|r| {
-                // Too large to parse: evidence must not escape validation by padding.
-                let suspect = r.seen.is_none()
-                    && digest::read_head(abs, 64 * 1024)
-                        .is_ok_and(|h| rollback::mentions_schema(&h));
-                let (finding, evidence) = r.seen.unwrap_or((None, None));
-                Hashed {
-                    digest: r.digest,
-                    len: r.len,
-                    finding,
-                    evidence,
-                    suspect,
-                }
-            });
-            runner.done(out.as_ref().map_or(0, |h| h.len));
-            Some(out)
-        });
-        drop(runner);
+        let outcomes = hash(manifest, records, &targets);
 
         // Phase 2, in manifest order: rejects, counts and results.
         let mut results = Vec::with_capacity(if keep_rebuilt {
@@ -880,4 +933,252 @@ pub fn check_rollback(files: &[PathBuf]) -> Report {
         format!("{} evidence files", files.len())
     };
     Report::new(subject, rejects, counts)
+}
+
+/// Largest seal file (`HASH_MANIFEST.txt`, `packet_tree.sha256`, `SEAL.json`) an archive
+/// check holds in memory, in bytes: a manifest of a million files is about 100 MB.
+pub const ARCHIVE_SEAL_LIMIT: u64 = 256 * 1024 * 1024;
+
+/// Bytes of payload an archive check holds while it has not yet met the seal (or for names
+/// the manifest does not list), so that a file that turns out to mismatch can still be
+/// diagnosed. Archives `packet pack` writes put the seal first and need none of it.
+pub const ARCHIVE_RETAIN_LIMIT: u64 = 64 * 1024 * 1024;
+
+/// One archive entry as hashed while it streamed past.
+struct Streamed {
+    hashed: Hashed,
+    /// Its bytes, kept when the seal was not known yet (within [`ARCHIVE_RETAIN_LIMIT`]).
+    kept: Option<Vec<u8>>,
+    /// Small enough to diagnose, but not kept: a mismatch cannot be diagnosed.
+    unkept: bool,
+}
+
+/// Verifies a packet archive (`.tar`, or gzip-compressed) in one streaming pass, without
+/// extracting it, and reports exactly as [`verify`] does for the directory: same reject codes,
+/// same drift diagnosis, same tree hash, plus the `ARCHIVE_*` codes of [`crate::archive`] for
+/// hostile or malformed entries.
+///
+/// Memory is bounded whatever the archive size: each entry is hashed as it passes, and only
+/// entries up to [`DIAGNOSE_LIMIT`] are held, one at a time, for diagnosis (plus at most
+/// [`ARCHIVE_RETAIN_LIMIT`] of entries met before the seal, and the seal files).
+///
+/// With `unpack_into`, every accepted file is also written below that (fresh, empty)
+/// directory as it streams: that is how [`crate::unpack`] extracts. Errors only when writing
+/// there fails; every problem with the archive is a reject in the report.
+pub fn check_archive(
+    archive: &Path,
+    opts: &VerifyOptions,
+    limits: &crate::archive::Limits,
+    unpack_into: Option<&Path>,
+) -> std::io::Result<Report> {
+    use crate::archive::{self, FileEntry};
+    let mut run = Run::new(archive, opts);
+    let own_seal = matches!(opts.against, Against::Itself | Against::Tree(_));
+    let mut seal_files: HashMap<&'static str, Vec<u8>> = HashMap::new();
+    // None: not loaded yet; Some(None): loading failed (the report says why).
+    let mut seal: Option<Option<Seal>> = None;
+    let mut got: HashMap<String, Streamed> = HashMap::new();
+    let mut found: Vec<String> = Vec::new();
+    let mut retained = 0u64;
+    let lookup = |files: &HashMap<&'static str, Vec<u8>>, name: &str| match files.get(name) {
+        Some(b) => Ok(b.clone()),
+        None => Err(("absent from the archive".to_string(), false)),
+    };
+
+    let streamed = archive::stream(archive, limits, &mut |f: FileEntry<'_>| {
+        let seal_name = [MANIFEST_NAME, TREE_NAME, SEAL_RECORD_NAME]
+            .into_iter()
+            .find(|n| *n == f.path);
+        let keep_limit = if seal_name.is_some() {
+            ARCHIVE_SEAL_LIMIT
+        } else {
+            DIAGNOSE_LIMIT
+        };
+        let mut sink = match unpack_into {
+            Some(root) => Some(create_new_file(root, f.path)?),
+            None => None,
+        };
+        let read = read_entry(f.data, f.size, keep_limit, sink.as_mut())?;
+        if let Some(mut file) = sink {
+            std::io::Write::flush(&mut file)?;
+        }
+        if let (Some(name), Some(bytes)) = (seal_name, &read.bytes) {
+            seal_files.insert(name, bytes.clone());
+        }
+        found.push(f.path.to_string());
+        if is_seal_file(f.path) {
+            return Ok(());
+        }
+        if seal.is_none() && own_seal && seal_ready(&seal_files) {
+            seal = Some(run.load_seal(&|n| lookup(&seal_files, n)));
+        }
+        let (evidence, suspect) = match &read.bytes {
+            Some(b) => (evidence(b, f.path), false),
+            None => (None, rollback::mentions_schema(&read.head)),
+        };
+        let entry = seal
+            .as_ref()
+            .and_then(|s| s.as_ref())
+            .and_then(|s| s.manifest.entry(f.path).map(|e| (e, s.records.as_ref())));
+        let mut kept = None;
+        let mut unkept = false;
+        let finding = match (entry, &read.bytes) {
+            (Some((entry, records)), Some(b)) => finding(entry, records, b, &read.digest, false),
+            (Some(_), None) => None,
+            // Not known yet (or a drifted name): keep the bytes for a diagnosis later.
+            (None, Some(b)) => {
+                if retained + b.len() as u64 <= ARCHIVE_RETAIN_LIMIT {
+                    retained += b.len() as u64;
+                    kept = read.bytes;
+                } else {
+                    unkept = true;
+                }
+                None
+            }
+            (None, None) => None,
+        };
+        got.insert(
+            f.path.to_string(),
+            Streamed {
+                hashed: Hashed {
+                    digest: read.digest,
+                    len: read.len,
+                    finding,
+                    evidence,
+                    suspect,
+                },
+                kept,
+                unkept,
+            },
+        );
+        Ok(())
+    })?;
+
+    let complete = streamed.complete;
+    let seal = match seal {
+        Some(s) => s,
+        None => run.load_seal(&|n| lookup(&seal_files, n)),
+    };
+    if !complete {
+        run.notes.push(format!(
+            "reading stopped after entry {}: entries after it were not checked",
+            streamed.entries
+        ));
+    }
+    let Some(seal) = seal else {
+        run.file_rejects.extend(streamed.rejects);
+        return Ok(run.finish(Vec::new(), None).report);
+    };
+    found.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+    let scan = walk::Scan {
+        files: found.into_iter().map(|rel| walk::Found { rel }).collect(),
+        rejects: streamed.rejects,
+    };
+    run.check_files(&seal, scan, false, |manifest, records, targets| {
+        targets
+            .iter()
+            .zip(&manifest.entries)
+            .map(|(target, entry)| {
+                let (rel, _) = (*target)?;
+                let s = got.remove(rel)?;
+                let mut hashed = s.hashed;
+                if hashed.digest != entry.digest && hashed.finding.is_none() {
+                    hashed.finding = match (&s.kept, s.unkept) {
+                        (Some(b), _) => finding(entry, records, b, &hashed.digest, false),
+                        (None, true) => Some(Box::new(drift::not_tried(format!(
+                            "not diagnosed: the archive holds it before its seal, past the {ARCHIVE_RETAIN_LIMIT}-byte budget for such files (verify the unpacked directory to diagnose it)"
+                        )).into())),
+                        (None, false) => None,
+                    };
+                }
+                Some(Ok(hashed))
+            })
+            .collect()
+    });
+    Ok(run.finish(Vec::new(), None).report)
+}
+
+/// True once an archive has shown the seal files a streaming check needs before payload:
+/// the manifest, the tree file and, when the manifest lists it, the seal record.
+fn seal_ready(files: &HashMap<&'static str, Vec<u8>>) -> bool {
+    let Some(manifest) = files.get(MANIFEST_NAME) else {
+        return false;
+    };
+    let lists_record =
+        memchr::memmem::find(manifest, format!("  {SEAL_RECORD_NAME}\n").as_bytes()).is_some();
+    files.contains_key(TREE_NAME) && (!lists_record || files.contains_key(SEAL_RECORD_NAME))
+}
+
+/// An archive entry as read: digest and length of every byte, the whole content when it was
+/// at most the keep limit, and its first 64 KiB otherwise.
+struct EntryRead {
+    digest: Digest,
+    len: u64,
+    bytes: Option<Vec<u8>>,
+    head: Vec<u8>,
+}
+
+/// Reads one archive entry of `size` bytes in a single pass, hashing as it goes and copying
+/// to `sink` when given; holds it whole only when `size <= keep_limit`.
+fn read_entry(
+    data: &mut dyn std::io::Read,
+    size: u64,
+    keep_limit: u64,
+    mut sink: Option<&mut std::io::BufWriter<fs::File>>,
+) -> std::io::Result<EntryRead> {
+    use sha2::Digest as _;
+    use std::io::{Read, Write};
+    let mut hasher = sha2::Sha256::new();
+    let keep = size <= keep_limit;
+    let mut bytes = Vec::with_capacity(if keep { size as usize } else { 0 });
+    let mut head = Vec::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut len = 0u64;
+    let mut data = data.take(size);
+    loop {
+        let n = match data.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        let chunk = &buf[..n];
+        hasher.update(chunk);
+        if let Some(w) = sink.as_mut() {
+            w.write_all(chunk)?;
+        }
+        if keep {
+            bytes.extend_from_slice(chunk);
+        } else if head.len() < 64 * 1024 {
+            let room = 64 * 1024 - head.len();
+            head.extend_from_slice(&chunk[..room.min(n)]);
+        }
+        len += n as u64;
+    }
+    Ok(EntryRead {
+        digest: Digest(hasher.finalize().into()),
+        len,
+        bytes: keep.then_some(bytes),
+        head,
+    })
+}
+
+/// Creates `root/rel` (and its parent directories) for writing; never follows a link and never
+/// replaces a file. `rel` has passed [`manifest::check_path`].
+fn create_new_file(root: &Path, rel: &str) -> std::io::Result<std::io::BufWriter<fs::File>> {
+    let dest = root.join(rel);
+    if let Some(parent) = dest.parent() {
+        fs::create_dir_all(parent)?;
+    }
+    let mut opts = fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o644).custom_flags(libc::O_NOFOLLOW);
+    }
+    Ok(std::io::BufWriter::with_capacity(
+        256 * 1024,
+        opts.open(dest)?,
+    ))
 }

@@ -1,0 +1,221 @@
+//! `packet unpack`: extracts a packet archive safely. Files are written only into a fresh
+//! temporary directory beside the target, only for entries that passed every archive check;
+//! the result is verified (the archive's stream and then the bytes on disk), and only a packet
+//! that verifies is renamed into place. On any reject the temporary directory is removed and
+//! nothing else was ever written.
+
+use crate::archive::Limits;
+use crate::reject::RejectCode;
+use crate::report::{Reject, Report, Verdict, mask_pass, shown};
+use crate::verify::{self, VerifyOptions};
+use serde::Serialize;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// Options for [`unpack`].
+#[derive(Clone, Debug, Default)]
+pub struct UnpackOptions {
+    /// How the result is verified (a pin, threads).
+    pub verify: VerifyOptions,
+    /// Entry size and count limits.
+    pub limits: Limits,
+}
+
+/// The outcome of [`unpack`] (schema `packet.unpack-report/1`).
+#[derive(Clone, Debug, Serialize)]
+pub struct UnpackReport {
+    /// Always `packet.unpack-report/1`.
+    pub schema: String,
+    /// The archive.
+    pub archive: String,
+    /// The directory written (or not).
+    pub out: String,
+    /// PASS only when the packet verified and was moved into place.
+    pub verdict: Verdict,
+    /// The verification: of the archive's stream, or of the unpacked bytes when the stream
+    /// passed (its subject then is the archive too).
+    pub report: Report,
+}
+
+impl UnpackReport {
+    /// True when `out` now holds the verified packet.
+    pub fn passed(&self) -> bool {
+        self.verdict == Verdict::Pass
+    }
+
+    /// The verification's text, then an `UNPACKED` line, or a line saying nothing was
+    /// written.
+    pub fn render_text(&self) -> String {
+        let mut out = self.report.render_text();
+        if self.passed() {
+            out.push_str(&format!(
+                "UNPACKED {} -> {}\n",
+                shown(&self.archive),
+                shown(&self.out)
+            ));
+            out
+        } else {
+            out.push_str(&format!(
+                "nothing written: {} was not created\n",
+                shown(&self.out)
+            ));
+            mask_pass(&out, false)
+        }
+    }
+
+    /// One JSON document with a final newline.
+    pub fn to_json(&self) -> String {
+        let s = serde_json::to_string_pretty(self).expect("report serializes") + "\n";
+        if self.passed() {
+            s
+        } else {
+            mask_pass(&s, true)
+        }
+    }
+}
+
+/// Unpacks `archive` into the new directory `out`.
+///
+/// `out` must not exist. Entries are extracted as they stream into a temporary directory
+/// beside `out` (a `.packet-unpack-*` sibling): regular files only, mode 0644, created new and
+/// never through a link; hostile entries are never written. The archive's stream must verify
+/// (with the pin in `opts`, if any), then the extracted directory must verify too, and only
+/// then is it renamed to `out` (refusing to replace anything that appeared meanwhile).
+/// Errors only on I/O failure of the target file system; nothing is left behind then either.
+pub fn unpack(archive: &Path, out: &Path, opts: &UnpackOptions) -> io::Result<UnpackReport> {
+    let mut report = UnpackReport {
+        schema: "packet.unpack-report/1".into(),
+        archive: archive.display().to_string(),
+        out: out.display().to_string(),
+        verdict: Verdict::Fail,
+        report: Report::new(
+            archive.display().to_string(),
+            Vec::new(),
+            Default::default(),
+        ),
+    };
+    let refuse = |why: &str| {
+        Report::new(
+            archive.display().to_string(),
+            vec![
+                Reject::new(RejectCode::UnpackRefused, why.into())
+                    .at_path(out.display().to_string()),
+            ],
+            Default::default(),
+        )
+    };
+    if fs::symlink_metadata(out).is_ok() {
+        report.report = refuse("already exists; unpack never writes into or over anything");
+        return Ok(report);
+    }
+    let parent = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    if !parent.is_dir() {
+        report.report = refuse("its parent directory does not exist");
+        return Ok(report);
+    }
+    let staging = tempfile::Builder::new()
+        .prefix(crate::seal::TEMP_PREFIXES[4])
+        .tempdir_in(&parent)?;
+    let streamed =
+        verify::check_archive(archive, &opts.verify, &opts.limits, Some(staging.path()))?;
+    if !streamed.passed() {
+        report.report = streamed;
+        return Ok(report);
+    }
+    // The stream verified; the bytes on disk must too (a file system that changed them, or
+    // an archive reader bug, is caught here).
+    let mut on_disk = verify::verify(staging.path(), &opts.verify);
+    on_disk.subject = archive.display().to_string();
+    if !on_disk.passed() {
+        report.report = on_disk;
+        return Ok(report);
+    }
+    let kept = staging.keep();
+    let moved = set_dir_mode(&kept).and_then(|()| rename_noreplace(&kept, out));
+    if let Err(e) = moved {
+        let _ = fs::remove_dir_all(&kept);
+        if e.kind() == io::ErrorKind::AlreadyExists {
+            report.report = refuse("appeared while unpacking; unpack never replaces anything");
+            return Ok(report);
+        }
+        return Err(e);
+    }
+    report.report = on_disk;
+    report.verdict = Verdict::Pass;
+    Ok(report)
+}
+
+/// Renames `from` to `to`, failing with `AlreadyExists` rather than replacing anything at
+/// `to` (on Linux `renameat2(RENAME_NOREPLACE)`; elsewhere, or where the file system lacks
+/// it, a check just before a plain rename).
+pub fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::ffi::CString;
+        use std::os::unix::ffi::OsStrExt;
+        let c = |p: &Path| {
+            CString::new(p.as_os_str().as_bytes())
+                .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in path"))
+        };
+        let (f, t) = (c(from)?, c(to)?);
+        // SAFETY: both are valid NUL-terminated paths that outlive the call.
+        let rc = unsafe {
+            libc::renameat2(
+                libc::AT_FDCWD,
+                f.as_ptr(),
+                libc::AT_FDCWD,
+                t.as_ptr(),
+                libc::RENAME_NOREPLACE,
+            )
+        };
+        if rc == 0 {
+            return Ok(());
+        }
+        let e = io::Error::last_os_error();
+        if !matches!(e.raw_os_error(), Some(libc::EINVAL) | Some(libc::ENOSYS)) {
+            return Err(e);
+        }
+    }
+    if fs::symlink_metadata(to).is_ok() {
+        return Err(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            format!("{} exists", to.display()),
+        ));
+    }
+    fs::rename(from, to)
+}
+
+#[cfg(unix)]
+fn set_dir_mode(dir: &Path) -> io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o755))
+}
+
+#[cfg(not(unix))]
+fn set_dir_mode(_: &Path) -> io::Result<()> {
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rename_noreplace_never_replaces_an_empty_directory() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+        fs::create_dir(&a).unwrap();
+        fs::write(a.join("f"), "x").unwrap();
+        fs::create_dir(&b).unwrap();
+        let e = rename_noreplace(&a, &b).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::AlreadyExists);
+        assert!(a.join("f").exists() && !b.join("f").exists());
+        fs::remove_dir(&b).unwrap();
+        rename_noreplace(&a, &b).unwrap();
+        assert_eq!(fs::read(b.join("f")).unwrap(), b"x");
+    }
+}
