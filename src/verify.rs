@@ -241,6 +241,8 @@ struct Run<'a> {
     scan_rejected: BTreeSet<String>,
     /// Keep the authentic seal files' bytes (restore writes them).
     keep_seal: bool,
+    /// Where files are looked for, for messages: `on disk` or `in the archive`.
+    place: &'static str,
 }
 
 impl<'a> Run<'a> {
@@ -274,6 +276,7 @@ impl<'a> Run<'a> {
             lines: Vec::new(),
             scan_rejected: BTreeSet::new(),
             keep_seal: false,
+            place: "on disk",
         }
     }
 
@@ -755,7 +758,10 @@ impl<'a> Run<'a> {
                 self.file_rejects.push(
                     Reject::new(
                         RejectCode::FileUnsealed,
-                        "on disk but not in the manifest: added after sealing".into(),
+                        format!(
+                            "{} but not in the manifest: added after sealing",
+                            self.place
+                        ),
                     )
                     .at_path(f.rel.clone()),
                 );
@@ -781,7 +787,7 @@ impl<'a> Run<'a> {
             self.file_rejects.push(
                 Reject::new(
                     RejectCode::FileMissing,
-                    format!("sealed with digest {}, not on disk", entry.digest),
+                    format!("sealed with digest {}, not {}", entry.digest, self.place),
                 )
                 .at_path(entry.path.clone()),
             );
@@ -973,6 +979,7 @@ pub fn check_archive(
 ) -> std::io::Result<Report> {
     use crate::archive::{self, FileEntry};
     let mut run = Run::new(archive, opts);
+    run.place = "in the archive";
     let own_seal = matches!(opts.against, Against::Itself | Against::Tree(_));
     let mut seal_files: HashMap<&'static str, Vec<u8>> = HashMap::new();
     // None: not loaded yet; Some(None): loading failed (the report says why).
