@@ -504,6 +504,13 @@ pub fn run() -> io::Result<SelftestReport> {
         results.push(judge(probe.name, probe.code, probe.cause, &report));
     }
 
+    results.extend(archive_probes(
+        tmp.path(),
+        &control_dir,
+        &control_tree,
+        &mut problems,
+    )?);
+
     // The real SQLite rehearsal evidence: valid as committed, rejected once falsified.
     let real = rollback::check(
         SQLITE_EVIDENCE,
@@ -540,6 +547,141 @@ pub fn run() -> io::Result<SelftestReport> {
     })
 }
 
+/// The archive form: the control packed must verify and unpack to its tree; a tampered
+/// archive entry and a path-traversal entry must be rejected, and unpacking the traversal
+/// archive must write nothing, inside or outside its target.
+fn archive_probes(
+    tmp: &Path,
+    control_dir: &Path,
+    control_tree: &Digest,
+    problems: &mut Vec<String>,
+) -> io::Result<Vec<ProbeResult>> {
+    use crate::archive::{Compression, Limits};
+    use crate::pack::{self, PackOptions};
+    use crate::unpack::{self, UnpackOptions};
+    let pin: Pin = control_tree
+        .to_hex()
+        .parse()
+        .expect("a full digest is a valid pin");
+    let pinned = VerifyOptions {
+        expect_tree: Some(pin),
+        ..VerifyOptions::default()
+    };
+    let arena = tmp.join("archives");
+    fs::create_dir_all(&arena)?;
+    let control = arena.join("control.tar");
+    let packed = pack::pack(
+        control_dir,
+        &control,
+        &PackOptions {
+            verify: pinned.clone(),
+            mtime: 0,
+            compression: Compression::None,
+        },
+    )?;
+    if !packed.passed() {
+        problems.push(format!(
+            "the control packet did not pack: {:?}",
+            packed.rejects
+        ));
+        return Ok(Vec::new());
+    }
+    let limits = Limits::default();
+    let report = verify::check_archive(&control, &pinned, &limits, None)?;
+    if !report.passed() {
+        problems.push(format!(
+            "control archive rejected: {}",
+            tokens(&report).join(", ")
+        ));
+    }
+    let unpacked = unpack::unpack(
+        &control,
+        &arena.join("control-unpacked"),
+        &UnpackOptions {
+            verify: pinned.clone(),
+            limits,
+        },
+    )?;
+    if !unpacked.passed() {
+        problems.push(format!(
+            "control archive did not unpack: {}",
+            tokens(&unpacked.report).join(", ")
+        ));
+    }
+    let bytes = fs::read(&control)?;
+    let mut out = Vec::new();
+
+    // One byte of a sealed file's data flipped inside the archive.
+    let mut tampered = bytes.clone();
+    match tampered
+        .windows(b"surfaces_untouched".len())
+        .position(|w| w == b"surfaces_untouched")
+    {
+        Some(at) => tampered[at] ^= 0x20,
+        None => problems.push("evidence.json not found in the control archive".into()),
+    }
+    let path = arena.join("tampered.tar");
+    fs::write(&path, tampered)?;
+    let report = verify::check_archive(&path, &VerifyOptions::default(), &limits, None)?;
+    out.push(judge(
+        "archive entry tampered",
+        RejectCode::Sha256Mismatch,
+        None,
+        &report,
+    ));
+
+    // An entry that climbs out of the target with `..`, placed before the end marker.
+    let mut traversal = bytes[..bytes.len() - 1024].to_vec();
+    let mut h = tar::Header::new_ustar();
+    h.as_old_mut().name[..b"../escaped.txt".len()].copy_from_slice(b"../escaped.txt");
+    h.set_entry_type(tar::EntryType::Regular);
+    h.set_mode(0o644);
+    h.set_size(6);
+    h.set_cksum();
+    traversal.extend_from_slice(h.as_bytes());
+    let mut data = b"pwned\n".to_vec();
+    data.resize(512, 0);
+    traversal.extend_from_slice(&data);
+    traversal.extend_from_slice(&[0u8; 1024]);
+    let path = arena.join("traversal.tar");
+    fs::write(&path, traversal)?;
+    let report = verify::check_archive(&path, &VerifyOptions::default(), &limits, None)?;
+    let mut probe = judge(
+        "archive entry with a `..` path",
+        RejectCode::ArchivePathUnsafe,
+        None,
+        &report,
+    );
+    let target = arena.join("traversal-unpacked");
+    let refused = unpack::unpack(
+        &path,
+        &target,
+        &UnpackOptions {
+            verify: VerifyOptions::default(),
+            limits,
+        },
+    )?;
+    let leftovers: Vec<String> = fs::read_dir(&arena)?
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".packet-") || n == "escaped.txt")
+        .collect();
+    if refused.passed()
+        || target.exists()
+        || tmp.join("escaped.txt").exists()
+        || !leftovers.is_empty()
+    {
+        probe.fail_closed = false;
+        probe.got.push(format!(
+            "unpack: verdict {:?}, target written: {}, left behind: {leftovers:?}",
+            refused.verdict,
+            target.exists()
+        ));
+    }
+    out.push(probe);
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -555,9 +697,9 @@ mod tests {
                 p.name, p.expected, p.got
             );
         }
-        assert_eq!(report.probes.len(), 22);
+        assert_eq!(report.probes.len(), 24);
         let text = report.render_text();
-        assert!(text.contains("22/22 fail closed"), "{text}");
+        assert!(text.contains("24/24 fail closed"), "{text}");
         assert!(text.ends_with("SELFTEST PASS\n"));
     }
 
