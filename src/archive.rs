@@ -540,14 +540,14 @@ enum Kind {
 /// The names an archive has claimed, exactly and folded (NFC, lowercase): the namespace of
 /// the directory it unpacks into, on any file system.
 #[derive(Default)]
-struct Names {
+pub(crate) struct Names {
     exact: HashMap<String, Kind>,
     folded: HashMap<String, String>,
 }
 
 impl Names {
     /// Claims `path` (and its parent directories) or says which rule it breaks.
-    fn claim(&mut self, path: &str, is_dir: bool) -> Result<(), (RejectCode, String)> {
+    pub(crate) fn claim(&mut self, path: &str, is_dir: bool) -> Result<(), (RejectCode, String)> {
         let parents: Vec<&str> = path.match_indices('/').map(|(i, _)| &path[..i]).collect();
         for dir in &parents {
             match self.exact.get(*dir) {

@@ -275,6 +275,23 @@ pub fn pack(packet: &Path, out: &Path, opts: &PackOptions) -> io::Result<PackRep
         bytes: 0,
     };
     let members = members(&manifest, &seal.tree);
+    // What unpack would refuse, pack does not write: names one file system tells apart and
+    // another does not (`A.txt` and `a.txt`, NFC and NFD) would shadow each other there.
+    let mut names = archive::Names::default();
+    for m in &members {
+        if let Err((_, why)) = names.claim(&m.path, m.is_dir) {
+            report.rejects.push(
+                Reject::new(
+                    RejectCode::PackRefused,
+                    format!("{why}; rename one of them and reseal"),
+                )
+                .at_path(m.path.clone()),
+            );
+        }
+    }
+    if !report.rejects.is_empty() {
+        return Ok(report);
+    }
     let written = match opts.compression {
         Compression::None => write_tar(&mut sink, packet, &members, opts.mtime),
         Compression::Gzip => {

@@ -108,8 +108,9 @@ pub enum RejectCode {
     ArchiveEntryTooLarge,
     /// An archive with more headers than the `--max-entries` limit. Reading stops there.
     ArchiveTooManyEntries,
-    /// `packet pack` would not write: the output exists, lies inside the packet, or a file
-    /// changed between verifying and packing it.
+    /// `packet pack` would not write: the output exists or lies inside the packet, two names
+    /// collide by case or normalization (the archive could not be unpacked everywhere), a
+    /// path does not fit a ustar header, or a file changed between verifying and packing it.
     PackRefused,
     /// `packet unpack` would not write: the target directory exists already.
     UnpackRefused,

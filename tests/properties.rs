@@ -100,6 +100,112 @@ proptest! {
     }
 }
 
+mod archives {
+    use super::{tree, write_tree};
+    use packet::RejectCode;
+    use packet::archive::{Compression, Limits};
+    use packet::drift::fold_name;
+    use packet::pack::{PackOptions, pack};
+    use packet::seal::{SealOptions, seal_dir};
+    use packet::unpack::{UnpackOptions, unpack};
+    use packet::verify::{VerifyOptions, check_archive, verify};
+    use proptest::prelude::*;
+    use std::collections::BTreeSet;
+    use std::fs;
+
+    fn opts(compression: Compression) -> PackOptions {
+        PackOptions {
+            verify: VerifyOptions::default(),
+            mtime: 0,
+            compression,
+        }
+    }
+
+    /// True when two paths (or their parent directories) are one name on a case- or
+    /// normalization-insensitive file system.
+    fn folds_collide(paths: &[&String]) -> bool {
+        let mut names = BTreeSet::new();
+        for p in paths {
+            for (i, _) in p.match_indices('/') {
+                names.insert(p[..i].to_string());
+            }
+            names.insert(p.to_string());
+        }
+        let folded: BTreeSet<String> = names.iter().map(|n| fold_name(n)).collect();
+        folded.len() != names.len()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
+
+        /// Any packet packs (or is refused only for names that collide by case), and the archive
+        /// verifies with the directory's tree hash and unpacks to the same bytes.
+        #[test]
+        fn pack_verify_unpack_round_trips(files in tree(), gzip in any::<bool>()) {
+            let tmp = tempfile::tempdir().unwrap();
+            let dir = tmp.path().join("p");
+            write_tree(&dir, &files);
+            let sealed = seal_dir(&dir, SealOptions::default()).unwrap();
+            let archive = tmp.path().join(if gzip { "p.tar.gz" } else { "p.tar" });
+            let compression = if gzip { Compression::Gzip } else { Compression::None };
+            let packed = pack(&dir, &archive, &opts(compression)).unwrap();
+            let keys: Vec<&String> = files.keys().collect();
+            if folds_collide(&keys) {
+                prop_assert!(!packed.passed());
+                prop_assert!(packed.rejects.iter().all(|r| r.code == RejectCode::PackRefused));
+                prop_assert!(!archive.exists());
+                return Ok(());
+            }
+            prop_assert!(packed.passed(), "{}", packed.render_text());
+            let report = check_archive(&archive, &VerifyOptions::default(), &Limits::default(), None).unwrap();
+            prop_assert!(report.passed(), "{}", report.render_text());
+            prop_assert_eq!(report.tree_hash.unwrap().computed, Some(sealed.tree_hash.to_hex()));
+            let out = tmp.path().join("out");
+            let unpacked = unpack(&archive, &out, &UnpackOptions::default()).unwrap();
+            prop_assert!(unpacked.passed(), "{}", unpacked.render_text());
+            for (rel, bytes) in &files {
+                prop_assert_eq!(&fs::read(out.join(rel)).unwrap(), bytes);
+            }
+            prop_assert!(verify(&out, &VerifyOptions::default()).passed());
+        }
+
+        /// Any single byte of any file's data changed inside a packed archive is rejected, and
+        /// unpack then writes nothing.
+        #[test]
+        fn any_byte_flipped_in_an_entry_is_rejected(files in tree(), pick in any::<usize>(), xor in 1..=255u8) {
+            let tmp = tempfile::tempdir().unwrap();
+            let dir = tmp.path().join("p");
+            write_tree(&dir, &files);
+            seal_dir(&dir, SealOptions::default()).unwrap();
+            let archive = tmp.path().join("p.tar");
+            let keys: Vec<&String> = files.keys().collect();
+            prop_assume!(!folds_collide(&keys));
+            prop_assert!(pack(&dir, &archive, &opts(Compression::None)).unwrap().passed());
+            let mut bytes = fs::read(&archive).unwrap();
+            // Every data byte of every regular file in the archive.
+            let mut data = Vec::new();
+            let mut ar = tar::Archive::new(&bytes[..]);
+            for e in ar.entries().unwrap() {
+                let e = e.unwrap();
+                if e.header().entry_type() == tar::EntryType::Regular {
+                    let start = e.raw_file_position() as usize;
+                    data.extend(start..start + e.size() as usize);
+                }
+            }
+            prop_assume!(!data.is_empty());
+            let at = data[pick % data.len()];
+            bytes[at] ^= xor;
+            fs::write(&archive, &bytes).unwrap();
+            let report = check_archive(&archive, &VerifyOptions::default(), &Limits::default(), None).unwrap();
+            prop_assert!(!report.passed());
+            prop_assert!(!report.render_text().contains("PASS"));
+            let out = tmp.path().join("out");
+            prop_assert!(!unpack(&archive, &out, &UnpackOptions::default()).unwrap().passed());
+            prop_assert!(!out.exists());
+        }
+    }
+}
+
 mod drift_combinations {
     use packet::digest::Digest;
     use packet::drift::{self, Proof, make};
