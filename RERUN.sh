@@ -5,9 +5,11 @@
 #   3. for every packet in packets/: checks the seal with GNU sha256sum (an independent
 #      implementation), rebuilds the packet from its sources in a temporary directory and
 #      pins the committed packet to the rebuilt tree hash with `packet verify --expect-tree`,
-#      and runs the packet's own RERUN.sh where it has one.
+#      and runs the packet's own RERUN.sh where it has one;
+#   4. packs every packet twice into .tar.gz and compares the bytes (reproducible), lists it
+#      with GNU tar, verifies the archive pinned without extracting, and unpacks it pinned.
 # Prints one line per step, the output of any failing step, then OVERALL PASS or OVERALL FAIL;
-# exits 0 or 1. Needs cargo, python3 (with sqlite3) and GNU coreutils.
+# exits 0 or 1. Needs cargo, python3 (with sqlite3), GNU coreutils and GNU tar.
 set -uo pipefail
 cd "$(dirname "$0")"
 root=$(pwd)
@@ -15,6 +17,21 @@ failed=0
 log=$(mktemp)
 work=$(mktemp -d)
 trap 'rm -rf "$work" "$log"' EXIT
+
+# archive_round_trip DIR PIN: pack twice (identical bytes), GNU tar lists it, verify the
+# archive pinned, unpack it pinned and verify the result pinned.
+archive_round_trip() {
+  local dir=$1 pin=$2 name
+  name=$(basename "$1")
+  local a="$work/$name-1.tar.gz" b="$work/$name-2.tar.gz" out="$work/$name-unpacked"
+  "$bin" pack "$dir" -o "$a" --expect-tree "$pin" &&
+    "$bin" pack "$dir" -o "$b" &&
+    cmp "$a" "$b" &&
+    tar -tzf "$a" >/dev/null &&
+    "$bin" verify "$a" --expect-tree "$pin" &&
+    "$bin" unpack "$a" "$out" --expect-tree "$pin" &&
+    "$bin" verify "$out" --expect-tree "$pin"
+}
 
 # step NAME COMMAND...: runs the command quietly; on failure shows its output.
 step() {
@@ -46,6 +63,7 @@ for dir in packets/*/; do
   step "$name: sha256sum -c --strict (independent check of the seal)" \
     sh -c "cd '$dir' && sha256sum -c --strict --quiet HASH_MANIFEST.txt && sha256sum -c --strict --quiet packet_tree.sha256"
   rebuilt="$work/rebuilt/$name/packet_tree.sha256"
+  pin=""
   if [ -f "$rebuilt" ]; then
     pin=$(cut -c1-64 "$rebuilt")
     step "$name: packet verify, pinned to the tree rebuilt from sources ($pin)" \
@@ -57,6 +75,9 @@ for dir in packets/*/; do
   if [ -f "$dir/RERUN.sh" ]; then
     step "$name: its own RERUN.sh" sh "$dir/RERUN.sh"
   fi
+  full=$(cut -c1-64 "$dir/packet_tree.sha256")
+  step "$name: pack twice into .tar.gz (identical bytes), verify the archive and unpack it, pinned" \
+    archive_round_trip "$dir" "${pin:-$full}"
 done
 
 if [ "$failed" -eq 0 ]; then

@@ -163,7 +163,7 @@ enum Command {
 /// Bounds on what an archive may hold (verify and unpack of archives).
 #[derive(Args)]
 struct LimitArgs {
-    /// Refuse archive entries larger than SIZE (bytes, or with a unit: 512M, 16GiB, 2GB).
+    /// Refuse archive entries larger than SIZE: bytes, or with a unit in powers of 1024 (512M, 16GiB).
     #[arg(long, value_name = "SIZE", value_parser = parse_bytes, default_value = "16GiB")]
     max_entry_bytes: u64,
     /// Refuse archives with more than N entries (files, directories and extension headers).
@@ -180,7 +180,7 @@ impl LimitArgs {
     }
 }
 
-/// A byte count: a number with an optional unit; K, M, G and T without `B` or `iB` are binary.
+/// A byte count: a number with an optional unit, in powers of 1024 (K, KB and KiB are 1024).
 fn parse_bytes(text: &str) -> Result<u64, String> {
     parse_size::Config::new()
         .with_binary()

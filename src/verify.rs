@@ -981,14 +981,18 @@ pub fn check_archive(
     let mut run = Run::new(archive, opts);
     run.place = "in the archive";
     let own_seal = matches!(opts.against, Against::Itself | Against::Tree(_));
-    let mut seal_files: HashMap<&'static str, Vec<u8>> = HashMap::new();
+    // A seal file's bytes, or why they were not kept.
+    let mut seal_files: HashMap<&'static str, Result<Vec<u8>, String>> = HashMap::new();
     // None: not loaded yet; Some(None): loading failed (the report says why).
     let mut seal: Option<Option<Seal>> = None;
     let mut got: HashMap<String, Streamed> = HashMap::new();
     let mut found: Vec<String> = Vec::new();
     let mut retained = 0u64;
-    let lookup = |files: &HashMap<&'static str, Vec<u8>>, name: &str| match files.get(name) {
-        Some(b) => Ok(b.clone()),
+    let lookup = |files: &HashMap<&'static str, Result<Vec<u8>, String>>, name: &str| match files
+        .get(name)
+    {
+        Some(Ok(b)) => Ok(b.clone()),
+        Some(Err(why)) => Err((why.clone(), true)),
         None => Err(("absent from the archive".to_string(), false)),
     };
 
@@ -1009,8 +1013,15 @@ pub fn check_archive(
         if let Some(mut file) = sink {
             std::io::Write::flush(&mut file)?;
         }
-        if let (Some(name), Some(bytes)) = (seal_name, &read.bytes) {
-            seal_files.insert(name, bytes.clone());
+        if let Some(name) = seal_name {
+            let kept = match &read.bytes {
+                Some(b) => Ok(b.clone()),
+                None => Err(format!(
+                    "{} bytes, above the {ARCHIVE_SEAL_LIMIT}-byte limit for a seal file in an archive",
+                    read.len
+                )),
+            };
+            seal_files.insert(name, kept);
         }
         found.push(f.path.to_string());
         if is_seal_file(f.path) {
@@ -1107,9 +1118,12 @@ pub fn check_archive(
 
 /// True once an archive has shown the seal files a streaming check needs before payload:
 /// the manifest, the tree file and, when the manifest lists it, the seal record.
-fn seal_ready(files: &HashMap<&'static str, Vec<u8>>) -> bool {
-    let Some(manifest) = files.get(MANIFEST_NAME) else {
-        return false;
+fn seal_ready(files: &HashMap<&'static str, Result<Vec<u8>, String>>) -> bool {
+    let manifest = match files.get(MANIFEST_NAME) {
+        None => return false,
+        // Unusable: loading now reports it.
+        Some(Err(_)) => return true,
+        Some(Ok(m)) => m,
     };
     let lists_record =
         memchr::memmem::find(manifest, format!("  {SEAL_RECORD_NAME}\n").as_bytes()).is_some();
