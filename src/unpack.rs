@@ -44,8 +44,8 @@ impl UnpackReport {
         self.verdict == Verdict::Pass
     }
 
-    /// The verification's text, then an `UNPACKED` line, or a line saying nothing was
-    /// written.
+    /// The verification's text, then an `UNPACKED` line, or a `FAIL unpack` line saying
+    /// nothing was written (the last line is the verdict, as `--quiet` prints it).
     pub fn render_text(&self) -> String {
         let mut out = self.report.render_text();
         if self.passed() {
@@ -57,7 +57,9 @@ impl UnpackReport {
             out
         } else {
             out.push_str(&format!(
-                "nothing written: {} was not created\n",
+                "FAIL unpack {}: {}; nothing written, {} not created\n",
+                shown(&self.archive),
+                crate::report::plural(self.report.rejects.len(), "reject"),
                 shown(&self.out)
             ));
             mask_pass(&out, false)

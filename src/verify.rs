@@ -977,6 +977,17 @@ pub fn check_archive(
     limits: &crate::archive::Limits,
     unpack_into: Option<&Path>,
 ) -> std::io::Result<Report> {
+    check_archive_with(archive, opts, limits, unpack_into, ARCHIVE_RETAIN_LIMIT)
+}
+
+/// [`check_archive`] with the budget for bytes met before the seal as a parameter.
+fn check_archive_with(
+    archive: &Path,
+    opts: &VerifyOptions,
+    limits: &crate::archive::Limits,
+    unpack_into: Option<&Path>,
+    retain_limit: u64,
+) -> std::io::Result<Report> {
     use crate::archive::{self, FileEntry};
     let mut run = Run::new(archive, opts);
     run.place = "in the archive";
@@ -1045,7 +1056,7 @@ pub fn check_archive(
             (Some(_), None) => None,
             // Not known yet (or a drifted name): keep the bytes for a diagnosis later.
             (None, Some(b)) => {
-                if retained + b.len() as u64 <= ARCHIVE_RETAIN_LIMIT {
+                if retained + b.len() as u64 <= retain_limit {
                     retained += b.len() as u64;
                     kept = read.bytes;
                 } else {
@@ -1104,7 +1115,7 @@ pub fn check_archive(
                     hashed.finding = match (&s.kept, s.unkept) {
                         (Some(b), _) => finding(entry, records, b, &hashed.digest, false),
                         (None, true) => Some(Box::new(drift::not_tried(format!(
-                            "not diagnosed: the archive holds it before its seal, past the {ARCHIVE_RETAIN_LIMIT}-byte budget for such files (verify the unpacked directory to diagnose it)"
+                            "not diagnosed: the archive holds it before its seal, past the {retain_limit}-byte budget for such files (verify the unpacked directory to diagnose it)"
                         )).into())),
                         (None, false) => None,
                     };
@@ -1202,4 +1213,64 @@ fn create_new_file(root: &Path, rel: &str) -> std::io::Result<std::io::BufWriter
         256 * 1024,
         opts.open(dest)?,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::archive::Limits;
+    use crate::seal::{SealOptions, seal_dir};
+
+    /// A packet whose one text file then went through a CRLF conversion, archived payload
+    /// first and seal last (as a foreign tool may order it).
+    fn seal_last_archive(tmp: &Path) -> PathBuf {
+        let dir = tmp.join("p");
+        fs::create_dir_all(&dir).unwrap();
+        let text = "line — one\nline two\n".repeat(50);
+        fs::write(dir.join("notes.txt"), &text).unwrap();
+        seal_dir(&dir, SealOptions::default()).unwrap();
+        fs::write(dir.join("notes.txt"), text.replace('\n', "\r\n")).unwrap();
+        let mut b = tar::Builder::new(Vec::new());
+        for name in [
+            "notes.txt",
+            "SEAL.json",
+            "HASH_MANIFEST.txt",
+            "packet_tree.sha256",
+        ] {
+            let bytes = fs::read(dir.join(name)).unwrap();
+            let h = crate::archive::ustar_header(name, false, bytes.len() as u64, 0).unwrap();
+            b.append(&h, &bytes[..]).unwrap();
+        }
+        let path = tmp.join("seal-last.tar");
+        fs::write(&path, b.into_inner().unwrap()).unwrap();
+        path
+    }
+
+    fn diagnosis(report: &Report) -> &drift::Diagnosis {
+        let r = report
+            .rejects
+            .iter()
+            .find(|r| r.path.as_deref() == Some("notes.txt"))
+            .expect("notes.txt rejected");
+        assert_eq!(r.code, RejectCode::ByteLengthMismatch);
+        r.diagnosis.as_ref().unwrap()
+    }
+
+    #[test]
+    fn payload_before_the_seal_is_kept_for_diagnosis_within_the_budget() {
+        let tmp = tempfile::tempdir().unwrap();
+        let archive = seal_last_archive(tmp.path());
+        let opts = VerifyOptions::default();
+        let kept = check_archive(&archive, &opts, &Limits::default(), None).unwrap();
+        let d = diagnosis(&kept);
+        assert_eq!(d.proof, Proof::Proven);
+        assert_eq!(d.codes(), [RejectCode::DriftCrlf]);
+
+        // Past the budget the verdict is the same; only the diagnosis is not tried.
+        let unkept = check_archive_with(&archive, &opts, &Limits::default(), None, 0).unwrap();
+        assert!(!unkept.passed());
+        let d = diagnosis(&unkept);
+        assert_eq!(d.proof, Proof::NotTried);
+        assert!(d.summary.contains("before its seal"), "{}", d.summary);
+    }
 }
