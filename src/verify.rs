@@ -1162,7 +1162,8 @@ fn read_entry(
     use std::io::{Read, Write};
     let mut hasher = sha2::Sha256::new();
     let keep = size <= keep_limit;
-    let mut bytes = Vec::with_capacity(if keep { size as usize } else { 0 });
+    // Grown as bytes arrive: a header may claim more than the archive holds.
+    let mut bytes = Vec::with_capacity(if keep { size.min(1 << 20) as usize } else { 0 });
     let mut head = Vec::new();
     let mut buf = vec![0u8; 256 * 1024];
     let mut len = 0u64;
