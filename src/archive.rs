@@ -259,6 +259,12 @@ pub fn stream(
                 break;
             }
             let index = out.entries;
+            if let Err(why) = known_format(entry.header()) {
+                out.rejects
+                    .push(malformed(&label, format!("entry {index}: {why}")));
+                stopped = true;
+                break;
+            }
             let raw_bytes = entry.path_bytes().into_owned();
             let utf8 = std::str::from_utf8(&raw_bytes).is_ok();
             let raw_path = String::from_utf8_lossy(&raw_bytes).into_owned();
@@ -354,6 +360,14 @@ pub fn stream(
                     continue;
                 }
             };
+            if is_dir && size > 0 {
+                // Readers differ on whether a directory's data is skipped or read as content.
+                out.rejects.push(reject(
+                    RejectCode::ArchiveMalformed,
+                    format!("a directory entry with {size} bytes of data"),
+                ));
+                continue;
+            }
             if !is_dir && size > limits.max_entry_bytes {
                 out.rejects.push(reject(
                     RejectCode::ArchiveEntryTooLarge,
@@ -409,6 +423,27 @@ pub fn stream(
 
 fn malformed(label: &str, why: String) -> Reject {
     Reject::new(RejectCode::ArchiveMalformed, why).at_path(label.to_string())
+}
+
+/// Accepts the header formats whose path every reader agrees on: POSIX ustar (magic
+/// `ustar\0`, version `00`: the path is `prefix/name`), GNU (`ustar ` and ` \0`: `name` only)
+/// and v7 (no magic: `name` only). A `ustar\0` magic with another version is read as ustar by
+/// GNU tar but not by every library, so the same bytes would name two different paths.
+fn known_format(header: &tar::Header) -> Result<(), String> {
+    let raw = header.as_bytes();
+    let (magic, version) = (&raw[257..263], &raw[263..265]);
+    let ok = (magic == b"ustar\0" && version == b"00")
+        || (magic == b"ustar " && version == b" \0")
+        || raw[257..265].iter().all(|&b| b == 0);
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "unknown header format (magic {:?}, version {:?}): readers would disagree on its path",
+            String::from_utf8_lossy(magic),
+            String::from_utf8_lossy(version)
+        ))
+    }
 }
 
 /// The packet path an entry stands for: a leading `./` (as `tar -C dir .` writes) is dropped,

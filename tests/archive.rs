@@ -784,6 +784,32 @@ fn truncated_corrupt_and_padded_archives_are_malformed() {
     let crc = arena.join("crc.tar.gz");
     fs::write(&crc, gz).unwrap();
     assert_refused(&crc, "ARCHIVE_MALFORMED", &[]);
+    // A ustar magic with a version other readers treat differently (GNU tar would use the
+    // prefix field, so `evil/evidence.json` there, `evidence.json` here).
+    let mut odd = good.clone();
+    odd[345..349].copy_from_slice(b"evil");
+    odd[263..265].copy_from_slice(b"xx");
+    let sum: u32 = odd[..512]
+        .iter()
+        .enumerate()
+        .map(|(i, &b)| {
+            if (148..156).contains(&i) {
+                32
+            } else {
+                b as u32
+            }
+        })
+        .sum();
+    odd[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+    let odd_path = arena.join("version.tar");
+    fs::write(&odd_path, odd).unwrap();
+    assert_refused(&odd_path, "ARCHIVE_MALFORMED", &[]);
+    // A directory entry carrying data.
+    let mut b = packet_builder(&dir);
+    let h = raw_header(b"datadir/", tar::EntryType::Directory, 5);
+    b.append(&h, &b"12345"[..]).unwrap();
+    let archive = finish(b, &arena.join("dirdata.tar"));
+    assert_refused(&archive, "ARCHIVE_MALFORMED", &[]);
     let empty = arena.join("empty.tar");
     fs::File::create(&empty).unwrap().flush().unwrap();
     assert_refused(&empty, "ARCHIVE_MALFORMED", &[]);
