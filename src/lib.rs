@@ -23,6 +23,7 @@ pub mod restore;
 pub mod rollback;
 pub mod seal;
 pub mod selftest;
+pub mod staging;
 pub mod unpack;
 pub mod verify;
 pub mod walk;

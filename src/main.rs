@@ -6,7 +6,7 @@ use packet::archive::{self, Compression, Limits};
 use packet::pack::{self, PackOptions};
 use packet::parallel::Jobs;
 use packet::pin::Pin;
-use packet::report::{Reject, Report};
+use packet::report::{Outcome, Reject};
 use packet::restore;
 use packet::seal::{self, SealOptions};
 use packet::unpack::{self, UnpackOptions};
@@ -188,7 +188,8 @@ fn parse_bytes(text: &str) -> Result<u64, String> {
         .map_err(|e| format!("{e} (give bytes, or a size such as 512M or 16GiB)"))
 }
 
-fn print_report(report: &Report, json: bool, quiet: bool) -> ExitCode {
+/// Prints an outcome as text (or JSON) and maps it to the exit code.
+fn print_report(report: &dyn Outcome, json: bool, quiet: bool) -> ExitCode {
     if json {
         print!("{}", report.to_json());
     } else {
@@ -389,12 +390,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     packet.display()
                 ))
             })?;
-            if json {
-                print!("{}", report.to_json());
-            } else {
-                emit(&report.render_text(), cli.quiet);
-            }
-            Ok(exit(report.passed()))
+            Ok(print_report(&report, json, cli.quiet))
         }
         Some(Command::Unpack {
             archive,
@@ -417,12 +413,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     archive.display()
                 ))
             })?;
-            if json {
-                print!("{}", report.to_json());
-            } else {
-                emit(&report.render_text(), cli.quiet);
-            }
-            Ok(exit(report.passed()))
+            Ok(print_report(&report, json, cli.quiet))
         }
         Some(Command::Restore {
             copy,
@@ -439,16 +430,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 jobs,
             };
             let report = restore::restore(&copy, &out, &opts)?;
-            if json {
-                print!("{}", report.to_json());
-            } else {
-                emit(&report.render_text(), cli.quiet);
-            }
-            Ok(if report.passed() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
-            })
+            Ok(print_report(&report, json, cli.quiet))
         }
         Some(Command::CheckRollback { files, json }) => Ok(print_report(
             &verify::check_rollback(&files),
@@ -459,14 +441,6 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             eprintln!("packet: give a command or --selftest (see packet --help)");
             Ok(ExitCode::from(2))
         }
-    }
-}
-
-fn exit(passed: bool) -> ExitCode {
-    if passed {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
     }
 }
 

@@ -100,12 +100,7 @@ impl PackReport {
 
     /// One JSON document with a final newline.
     pub fn to_json(&self) -> String {
-        let s = serde_json::to_string_pretty(self).expect("report serializes") + "\n";
-        if self.passed() {
-            s
-        } else {
-            mask_pass(&s, true)
-        }
+        crate::report::json_document(self, self.passed())
     }
 }
 
@@ -421,6 +416,18 @@ impl<R: Read> Read for HashingReader<R> {
         self.hasher.update(&buf[..n]);
         self.bytes += n as u64;
         Ok(n)
+    }
+}
+
+impl crate::report::Outcome for PackReport {
+    fn passed(&self) -> bool {
+        PackReport::passed(self)
+    }
+    fn render_text(&self) -> String {
+        PackReport::render_text(self)
+    }
+    fn to_json(&self) -> String {
+        PackReport::to_json(self)
     }
 }
 

@@ -220,13 +220,7 @@ impl Report {
 
     /// One JSON document, pretty-printed, with a final newline.
     pub fn to_json(&self) -> String {
-        let mut s = serde_json::to_string_pretty(self).expect("report serializes");
-        s.push('\n');
-        if self.passed() {
-            s
-        } else {
-            mask_pass(&s, true)
-        }
+        json_document(self, self.passed())
     }
 
     /// The text form: one line per reject (plus diagnosis lines), notes, then one verdict line.
@@ -293,6 +287,35 @@ impl Report {
             mask_pass(&out, false)
         }
     }
+}
+
+/// What a command prints: its text form or one JSON document, and whether it passed (exit 0).
+pub trait Outcome {
+    /// True when the command passed.
+    fn passed(&self) -> bool;
+    /// The text form; a failing one holds no PASS token.
+    fn render_text(&self) -> String;
+    /// One JSON document with a final newline; a failing one holds no PASS token.
+    fn to_json(&self) -> String;
+}
+
+impl Outcome for Report {
+    fn passed(&self) -> bool {
+        Report::passed(self)
+    }
+    fn render_text(&self) -> String {
+        Report::render_text(self)
+    }
+    fn to_json(&self) -> String {
+        Report::to_json(self)
+    }
+}
+
+/// `value` as one pretty-printed JSON document with a final newline, masked by [`mask_pass`]
+/// unless `passed`.
+pub fn json_document<T: Serialize>(value: &T, passed: bool) -> String {
+    let s = serde_json::to_string_pretty(value).expect("reports serialize") + "\n";
+    if passed { s } else { mask_pass(&s, true) }
 }
 
 /// A user-controlled string (a path, an entry id) as printed: control characters escaped

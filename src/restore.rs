@@ -97,12 +97,7 @@ impl RestoreReport {
 
     /// One JSON document (masked like the text when failing).
     pub fn to_json(&self) -> String {
-        let s = serde_json::to_string_pretty(self).expect("report serializes") + "\n";
-        if self.passed() {
-            s
-        } else {
-            mask_pass(&s, true)
-        }
+        crate::report::json_document(self, self.passed())
     }
 }
 
@@ -272,8 +267,9 @@ pub fn restore(copy: &Path, out: &Path, opts: &VerifyOptions) -> io::Result<Rest
         ));
     }
     let kept = staging.keep();
-    set_dir_mode(&kept)?;
-    if let Err(e) = fs::rename(&kept, out) {
+    let moved = crate::staging::set_dir_mode(&kept)
+        .and_then(|()| crate::staging::rename_noreplace(&kept, out));
+    if let Err(e) = moved {
         let _ = fs::remove_dir_all(&kept);
         return Err(e);
     }
@@ -300,13 +296,14 @@ fn copy_file(src: &Path, dest: &Path) -> io::Result<()> {
     fs::copy(src, dest).map(drop)
 }
 
-#[cfg(unix)]
-fn set_dir_mode(dir: &Path) -> io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    fs::set_permissions(dir, fs::Permissions::from_mode(0o755))
-}
-
-#[cfg(not(unix))]
-fn set_dir_mode(_: &Path) -> io::Result<()> {
-    Ok(())
+impl crate::report::Outcome for RestoreReport {
+    fn passed(&self) -> bool {
+        RestoreReport::passed(self)
+    }
+    fn render_text(&self) -> String {
+        RestoreReport::render_text(self)
+    }
+    fn to_json(&self) -> String {
+        RestoreReport::to_json(self)
+    }
 }

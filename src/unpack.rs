@@ -7,6 +7,7 @@
 use crate::archive::Limits;
 use crate::reject::RejectCode;
 use crate::report::{Reject, Report, Verdict, mask_pass, shown};
+use crate::staging;
 use crate::verify::{self, VerifyOptions};
 use serde::Serialize;
 use std::fs;
@@ -68,12 +69,7 @@ impl UnpackReport {
 
     /// One JSON document with a final newline.
     pub fn to_json(&self) -> String {
-        let s = serde_json::to_string_pretty(self).expect("report serializes") + "\n";
-        if self.passed() {
-            s
-        } else {
-            mask_pass(&s, true)
-        }
+        crate::report::json_document(self, self.passed())
     }
 }
 
@@ -137,7 +133,7 @@ pub fn unpack(archive: &Path, out: &Path, opts: &UnpackOptions) -> io::Result<Un
         return Ok(report);
     }
     let kept = staging.keep();
-    let moved = set_dir_mode(&kept).and_then(|()| rename_noreplace(&kept, out));
+    let moved = staging::set_dir_mode(&kept).and_then(|()| staging::rename_noreplace(&kept, out));
     if let Err(e) = moved {
         let _ = fs::remove_dir_all(&kept);
         if e.kind() == io::ErrorKind::AlreadyExists {
@@ -151,73 +147,14 @@ pub fn unpack(archive: &Path, out: &Path, opts: &UnpackOptions) -> io::Result<Un
     Ok(report)
 }
 
-/// Renames `from` to `to`, failing with `AlreadyExists` rather than replacing anything at
-/// `to` (on Linux `renameat2(RENAME_NOREPLACE)`; elsewhere, or where the file system lacks
-/// it, a check just before a plain rename).
-pub fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
-    #[cfg(target_os = "linux")]
-    {
-        use std::ffi::CString;
-        use std::os::unix::ffi::OsStrExt;
-        let c = |p: &Path| {
-            CString::new(p.as_os_str().as_bytes())
-                .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in path"))
-        };
-        let (f, t) = (c(from)?, c(to)?);
-        // SAFETY: both are valid NUL-terminated paths that outlive the call.
-        let rc = unsafe {
-            libc::renameat2(
-                libc::AT_FDCWD,
-                f.as_ptr(),
-                libc::AT_FDCWD,
-                t.as_ptr(),
-                libc::RENAME_NOREPLACE,
-            )
-        };
-        if rc == 0 {
-            return Ok(());
-        }
-        let e = io::Error::last_os_error();
-        if !matches!(e.raw_os_error(), Some(libc::EINVAL) | Some(libc::ENOSYS)) {
-            return Err(e);
-        }
+impl crate::report::Outcome for UnpackReport {
+    fn passed(&self) -> bool {
+        UnpackReport::passed(self)
     }
-    if fs::symlink_metadata(to).is_ok() {
-        return Err(io::Error::new(
-            io::ErrorKind::AlreadyExists,
-            format!("{} exists", to.display()),
-        ));
+    fn render_text(&self) -> String {
+        UnpackReport::render_text(self)
     }
-    fs::rename(from, to)
-}
-
-#[cfg(unix)]
-fn set_dir_mode(dir: &Path) -> io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    fs::set_permissions(dir, fs::Permissions::from_mode(0o755))
-}
-
-#[cfg(not(unix))]
-fn set_dir_mode(_: &Path) -> io::Result<()> {
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn rename_noreplace_never_replaces_an_empty_directory() {
-        let tmp = tempfile::tempdir().unwrap();
-        let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
-        fs::create_dir(&a).unwrap();
-        fs::write(a.join("f"), "x").unwrap();
-        fs::create_dir(&b).unwrap();
-        let e = rename_noreplace(&a, &b).unwrap_err();
-        assert_eq!(e.kind(), io::ErrorKind::AlreadyExists);
-        assert!(a.join("f").exists() && !b.join("f").exists());
-        fs::remove_dir(&b).unwrap();
-        rename_noreplace(&a, &b).unwrap();
-        assert_eq!(fs::read(b.join("f")).unwrap(), b"x");
+    fn to_json(&self) -> String {
+        UnpackReport::to_json(self)
     }
 }
