@@ -11,12 +11,14 @@ use std::path::Path;
 /// no separate stat (a third of the small-file time when measured).
 pub const FIRST_READ: usize = 64 * 1024;
 
-/// Files of at least this many bytes are mapped rather than read (faster, and no copy).
-pub const MAP_MIN: u64 = 4 * 1024 * 1024;
+/// Files above the keep limit are hashed in reads of this many bytes through one per-thread
+/// buffer, so memory stays bounded whatever the file size (and the chunk stays in cache
+/// between the copy and the hash).
+pub const CHUNK: usize = 1024 * 1024;
 
-/// Large files are hashed through maps of at most this many bytes, unmapped as they go, so
-/// resident memory stays bounded whatever the file size.
-pub const MAP_WINDOW: u64 = 16 * 1024 * 1024;
+/// Files below this many bytes are read into a per-thread buffer reused from file to file;
+/// larger ones (up to the keep limit) into a buffer freed after use.
+pub const REUSE_MAX: u64 = 4 * 1024 * 1024;
 
 /// A SHA-256 digest. Displays and serializes as 64 lowercase hex digits.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -88,10 +90,51 @@ pub struct Inspected<R> {
     pub seen: Option<R>,
 }
 
+/// The error inside an [`io::Error`] from [`read_with`] when the file's length or
+/// modification time on its open handle differed after the read from before it: another
+/// process wrote, truncated or extended it meanwhile, so the digest is of no one state.
+#[derive(Debug)]
+pub struct ChangedWhileRead {
+    /// Length (bytes) and modification time (ns since the epoch) before the read.
+    pub before: (u64, i128),
+    /// The same after the read, and the bytes the read saw.
+    pub after: (u64, i128),
+    /// Bytes read.
+    pub read: u64,
+}
+
+impl fmt::Display for ChangedWhileRead {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let what = if self.after.0 != self.before.0 {
+            format!(
+                "its length went from {} to {} bytes",
+                self.before.0, self.after.0
+            )
+        } else {
+            "its modification time moved".to_string()
+        };
+        write!(
+            f,
+            "the file changed while it was read ({what}; {} bytes read): its digest is of no one state",
+            self.read
+        )
+    }
+}
+
+impl std::error::Error for ChangedWhileRead {}
+
+impl ChangedWhileRead {
+    /// The [`ChangedWhileRead`] inside `e`, if that is what `e` is.
+    pub fn of(e: &io::Error) -> Option<&ChangedWhileRead> {
+        e.get_ref()?.downcast_ref()
+    }
+}
+
 thread_local! {
     /// Each worker thread's first-read buffer, reused from file to file.
     static BUFFER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
-    /// Each worker thread's buffer for files below `MAP_MIN` (at most 4 MiB).
+    /// Each worker thread's buffer for files below `REUSE_MAX`, and the chunk buffer of
+    /// larger ones.
     static MEDIUM: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
@@ -99,17 +142,33 @@ thread_local! {
 /// holds at most `keep_limit` bytes calls `inspect` with its whole content and digest.
 ///
 /// A file shorter than [`FIRST_READ`] is read whole by the first read, with no stat. A larger
-/// one is stat'ed through its open descriptor: below [`MAP_MIN`] it is read whole into the
-/// thread's reused buffer; from [`MAP_MIN`] it is mapped (whole when `inspect` needs it,
-/// otherwise in [`MAP_WINDOW`] pieces, unmapped as they go). Memory per thread is bounded by
-/// `max(keep_limit, MAP_WINDOW)`, whatever the file size.
+/// one is stat'ed through its open descriptor before and after it is read: below
+/// [`REUSE_MAX`] it is read whole into the thread's reused buffer, up to `keep_limit` whole
+/// into a fresh one, and above that in [`CHUNK`] reads, each passed to `observe` as well.
+/// Memory per thread is bounded by `max(keep_limit, CHUNK)`, whatever the file size.
+///
+/// Files are read, never mapped: a mapped file truncated by another process faults the
+/// reader (SIGBUS), while a read just ends early. Errors: the open's and read's, `InvalidInput`
+/// for a file that is not regular, and [`ChangedWhileRead`] (kind `Other`) when the length or
+/// modification time on the handle differs after the read from before it.
 pub fn read_with<R>(
     path: &Path,
     keep_limit: u64,
     inspect: impl FnOnce(&[u8], &Digest) -> R,
 ) -> io::Result<Inspected<R>> {
+    read_observed(path, keep_limit, inspect, &mut |_| {})
+}
+
+/// [`read_with`], also passing every chunk of a file above `keep_limit` to `observe`, in
+/// order (what cannot be inspected whole can still be scanned as it streams past).
+pub fn read_observed<R>(
+    path: &Path,
+    keep_limit: u64,
+    inspect: impl FnOnce(&[u8], &Digest) -> R,
+    observe: &mut dyn FnMut(&[u8]),
+) -> io::Result<Inspected<R>> {
     // The walk already saw a regular file; O_NOFOLLOW and O_NONBLOCK keep a swapped-in link
-    // or fifo from being followed or hanging, and the stat below guards the large-file paths.
+    // or fifo from being followed or hanging, and the stat below guards the larger reads.
     let mut file = open_nofollow(path, false)?;
     BUFFER.with(|cell| {
         let mut buf = cell.borrow_mut();
@@ -118,15 +177,13 @@ pub fn read_with<R>(
         }
         // A regular file's read comes back short only at its end: one read sees a small
         // file whole.
-        let n = loop {
-            match file.read(&mut buf[..]) {
-                Ok(k) => break k,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        };
+        let n = read_retrying(&mut file, &mut buf[..])?;
         if n < FIRST_READ {
-            return Ok(whole(&buf[..n], keep_limit, inspect));
+            let seen = whole(&buf[..n], keep_limit, inspect);
+            if seen.seen.is_none() {
+                observe(&buf[..n]);
+            }
+            return Ok(seen);
         }
         let meta = file.metadata()?;
         if !meta.is_file() {
@@ -135,22 +192,93 @@ pub fn read_with<R>(
                 "not a regular file",
             ));
         }
+        let before = stamp(&meta);
         let size = meta.len();
-        if size < MAP_MIN {
-            // Medium files go into a second per-thread buffer whose pages stay mapped from
-            // file to file (a fresh allocation would fault every page in again).
-            return MEDIUM.with(|cell| {
-                let mut all = cell.borrow_mut();
+        if size <= keep_limit {
+            let read = |all: &mut Vec<u8>| -> io::Result<Inspected<R>> {
                 all.clear();
                 all.extend_from_slice(&buf[..n]);
-                drop(buf);
-                file.read_to_end(&mut all)?;
-                Ok(whole(&all, keep_limit, inspect))
-            });
+                (&file)
+                    .take((size + 1).saturating_sub(n as u64))
+                    .read_to_end(all)?;
+                unchanged(&file, before, all.len() as u64)?;
+                Ok(whole(all, keep_limit, inspect))
+            };
+            // Medium files go into a per-thread buffer whose pages stay mapped from file to
+            // file (a fresh allocation would fault every page in again).
+            if size < REUSE_MAX {
+                return MEDIUM.with(|cell| read(&mut cell.borrow_mut()));
+            }
+            return read(&mut Vec::with_capacity(size as usize + 1));
         }
+        let mut hasher = Sha256::new();
+        hasher.update(&buf[..n]);
+        observe(&buf[..n]);
+        let mut len = n as u64;
         drop(buf);
-        map_file(&file, size, keep_limit, inspect)
+        MEDIUM.with(|cell| {
+            let mut chunk = cell.borrow_mut();
+            if chunk.len() < CHUNK {
+                chunk.resize(CHUNK, 0);
+            }
+            loop {
+                let k = read_retrying(&mut file, &mut chunk[..CHUNK])?;
+                if k == 0 {
+                    break;
+                }
+                hasher.update(&chunk[..k]);
+                observe(&chunk[..k]);
+                len += k as u64;
+            }
+            Ok::<_, io::Error>(())
+        })?;
+        unchanged(&file, before, len)?;
+        Ok(Inspected {
+            digest: Digest(hasher.finalize().into()),
+            len,
+            seen: None,
+        })
     })
+}
+
+fn read_retrying(file: &mut File, buf: &mut [u8]) -> io::Result<usize> {
+    loop {
+        match file.read(buf) {
+            Ok(k) => return Ok(k),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Length and modification time (ns) of a file, to tell whether it changed.
+fn stamp(meta: &std::fs::Metadata) -> (u64, i128) {
+    #[cfg(unix)]
+    let mtime = {
+        use std::os::unix::fs::MetadataExt;
+        meta.mtime() as i128 * 1_000_000_000 + meta.mtime_nsec() as i128
+    };
+    #[cfg(not(unix))]
+    let mtime = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos() as i128);
+    (meta.len(), mtime)
+}
+
+/// Fails with [`ChangedWhileRead`] when the file's stamp differs from `before`, or when the
+/// bytes read differ from the length it had throughout.
+fn unchanged(file: &File, before: (u64, i128), read: u64) -> io::Result<()> {
+    let after = stamp(&file.metadata()?);
+    if after != before || read != before.0 {
+        return Err(io::Error::other(ChangedWhileRead {
+            before,
+            after,
+            read,
+        }));
+    }
+    Ok(())
 }
 
 fn whole<R>(
@@ -165,43 +293,6 @@ fn whole<R>(
         len,
         seen: (len <= keep_limit).then(|| inspect(bytes, &digest)),
     }
-}
-
-fn map_file<R>(
-    file: &File,
-    size: u64,
-    keep_limit: u64,
-    inspect: impl FnOnce(&[u8], &Digest) -> R,
-) -> io::Result<Inspected<R>> {
-    use memmap2::{Advice, MmapOptions};
-    // The map is read-only and private to this call; a file truncated under it by another
-    // process is the one case it cannot guard against (SIGBUS), as with any mapped read.
-    // MAP_POPULATE faults a window's pages in with one call, not one fault per page.
-    if size <= keep_limit {
-        let map = unsafe { MmapOptions::new().len(size as usize).populate().map(file)? };
-        let _ = map.advise(Advice::Sequential);
-        return Ok(whole(&map, keep_limit, inspect));
-    }
-    let mut hasher = Sha256::new();
-    let mut offset = 0u64;
-    while offset < size {
-        let len = (size - offset).min(MAP_WINDOW);
-        let map = unsafe {
-            MmapOptions::new()
-                .offset(offset)
-                .len(len as usize)
-                .populate()
-                .map(file)?
-        };
-        let _ = map.advise(Advice::Sequential);
-        hasher.update(&map[..]);
-        offset += len;
-    }
-    Ok(Inspected {
-        digest: Digest(hasher.finalize().into()),
-        len: size,
-        seen: None,
-    })
 }
 
 /// Opens `path` for reading only if it is a regular file. With `follow` false the last
@@ -229,13 +320,6 @@ fn open_nofollow(path: &Path, follow: bool) -> io::Result<File> {
         opts.custom_flags(nofollow | libc::O_NONBLOCK);
     }
     opts.open(path)
-}
-
-/// The first `n` bytes of the regular file at `path` (fewer if it is shorter).
-pub fn read_head(path: &Path, n: u64) -> io::Result<Vec<u8>> {
-    let mut out = Vec::new();
-    open_regular(path, false)?.take(n).read_to_end(&mut out)?;
-    Ok(out)
 }
 
 /// The whole content of the regular file at `path` (symlinks followed), or `None` when it
@@ -273,7 +357,7 @@ mod tests {
     #[test]
     fn every_read_path_gives_the_same_digest() {
         let dir = tempfile::tempdir().unwrap();
-        // Small (one read), medium (read whole), mapped whole, mapped in windows.
+        // Small (one read), medium (reused buffer), large (fresh buffer), chunked.
         for size in [
             0usize,
             10,
@@ -281,8 +365,8 @@ mod tests {
             FIRST_READ,
             FIRST_READ + 1,
             3 << 20,
-            (MAP_MIN as usize) + 7,
-            (MAP_WINDOW as usize) * 2 + 3,
+            (REUSE_MAX as usize) + 7,
+            CHUNK * 3 + 3,
         ] {
             let path = dir.path().join(format!("f{size}"));
             let data: Vec<u8> = (0..size).map(|i| (i * 31 % 251) as u8).collect();

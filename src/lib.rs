@@ -24,6 +24,7 @@ pub mod rollback;
 pub mod seal;
 pub mod selftest;
 pub mod staging;
+pub mod strict;
 pub mod unpack;
 pub mod verify;
 pub mod walk;

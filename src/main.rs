@@ -9,6 +9,7 @@ use packet::pin::Pin;
 use packet::report::{Outcome, Reject};
 use packet::restore;
 use packet::seal::{self, SealOptions};
+use packet::staging;
 use packet::unpack::{self, UnpackOptions};
 use packet::verify::{self, Against, VerifyOptions};
 use packet::{Error, selftest};
@@ -202,6 +203,18 @@ fn print_report(report: &dyn Outcome, json: bool, quiet: bool) -> ExitCode {
     }
 }
 
+/// Before a command writes beside `target` (and, for a packet, inside it): removes what
+/// killed runs left there and says so on stderr, with what it left alone.
+fn sweep_leftovers(target: &std::path::Path, inside: bool) {
+    let mut found = staging::sweep(&staging::parent_of(target));
+    if inside && std::fs::symlink_metadata(target).is_ok_and(|m| m.is_dir()) {
+        found.extend(staging::sweep(target));
+    }
+    for l in found {
+        eprintln!("note: {}", packet::report::shown(&l.note));
+    }
+}
+
 fn build(
     out: PathBuf,
     sources: Vec<PathBuf>,
@@ -210,6 +223,7 @@ fn build(
     jobs: Jobs,
 ) -> anyhow::Result<ExitCode> {
     let quiet = !jobs.progress;
+    sweep_leftovers(&out, true);
     let outcome = seal::build(&out, &sources, SealOptions { reseal, jobs });
     let rejects: Vec<Reject> = match &outcome {
         Ok(_) => vec![],
@@ -384,6 +398,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 mtime,
                 compression,
             };
+            sweep_leftovers(&out, false);
             let report = pack::pack(&packet, &out, &opts).map_err(|e| {
                 anyhow::Error::new(e).context(format!(
                     "pack {} failed; nothing was left half-written",
@@ -407,6 +422,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 },
                 limits: limits.limits(),
             };
+            sweep_leftovers(&dir, false);
             let report = unpack::unpack(&archive, &dir, &opts).map_err(|e| {
                 anyhow::Error::new(e).context(format!(
                     "unpack {} failed; nothing was left behind",
@@ -429,6 +445,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 against,
                 jobs,
             };
+            sweep_leftovers(&out, false);
             let report = restore::restore(&copy, &out, &opts)?;
             Ok(print_report(&report, json, cli.quiet))
         }

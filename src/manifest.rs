@@ -18,6 +18,40 @@ pub const MANIFEST_NAME: &str = "HASH_MANIFEST.txt";
 /// File name of the tree-hash file at the packet root.
 pub const TREE_NAME: &str = "packet_tree.sha256";
 
+/// Largest `HASH_MANIFEST.txt` read, in bytes (64 MiB: about 800,000 files at the length
+/// of line a path of 15 characters gives). A larger one is refused unread
+/// (`MANIFEST_MALFORMED`), so memory stays bounded whatever the input.
+pub const MANIFEST_LIMIT: u64 = 64 * 1024 * 1024;
+
+/// Largest `packet_tree.sha256` read, in bytes; the file is one 84-byte line.
+pub const TREE_FILE_LIMIT: u64 = 4096;
+
+/// Malformed manifest lines listed one by one; past this many, one more reject says how many
+/// were left out (a manifest of a million junk lines is one problem, not a million).
+pub const MALFORMED_LINES_LISTED: usize = 100;
+
+/// Longest part of a line quoted in a reject message, in characters.
+const QUOTED_MAX: usize = 120;
+
+/// `text` quoted for a message, cut to [`QUOTED_MAX`] characters.
+fn quoted(text: &str) -> String {
+    match text.char_indices().nth(QUOTED_MAX) {
+        Some((i, _)) => format!("{:?}… ({} bytes)", &text[..i], text.len()),
+        None => format!("{text:?}"),
+    }
+}
+
+/// Keeps a malformed line's reject while fewer than [`MALFORMED_LINES_LISTED`] are kept;
+/// counts it otherwise.
+fn line_reject(rejects: &mut Vec<Reject>, listed: &mut usize, left_out: &mut usize, r: Reject) {
+    if *listed < MALFORMED_LINES_LISTED {
+        *listed += 1;
+        rejects.push(r);
+    } else {
+        *left_out += 1;
+    }
+}
+
 /// One manifest line: a sealed file's path and SHA-256.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Entry {
@@ -136,15 +170,21 @@ impl Manifest {
                 .at_path(MANIFEST_NAME.into()),
             );
         }
+        let (mut listed, mut left_out) = (0usize, 0usize);
         for (i, raw) in lines.into_iter().enumerate() {
             let n = i + 1;
             let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
             let Ok(line) = std::str::from_utf8(raw) else {
-                rejects.push(malformed(n, "line is not valid UTF-8".into()));
+                line_reject(
+                    &mut rejects,
+                    &mut listed,
+                    &mut left_out,
+                    malformed(n, "line is not valid UTF-8".into()),
+                );
                 continue;
             };
             if line.starts_with('\\') {
-                rejects.push(malformed(
+                line_reject(&mut rejects, &mut listed, &mut left_out, malformed(
                     n,
                     "backslash-escaped name (coreutils form for names holding \\ or a newline); \
                      packet refuses such names"
@@ -155,50 +195,80 @@ impl Manifest {
             let (Some(hex), Some(sep), Some(path)) =
                 (line.get(..64), line.get(64..66), line.get(66..))
             else {
-                rejects.push(malformed(
-                    n,
-                    format!("expected `<64 hex>  <path>`, got {line:?}"),
-                ));
+                line_reject(
+                    &mut rejects,
+                    &mut listed,
+                    &mut left_out,
+                    malformed(
+                        n,
+                        format!("expected `<64 hex>  <path>`, got {}", quoted(line)),
+                    ),
+                );
                 continue;
             };
             let Some(digest) = Digest::from_hex(hex) else {
-                rejects.push(malformed(
-                    n,
-                    format!("digest {hex:?} is not 64 lowercase hex digits"),
-                ));
+                line_reject(
+                    &mut rejects,
+                    &mut listed,
+                    &mut left_out,
+                    malformed(
+                        n,
+                        format!("digest {} is not 64 lowercase hex digits", quoted(hex)),
+                    ),
+                );
                 continue;
             };
             if sep != "  " {
-                rejects.push(malformed(
-                    n,
-                    "digest and path must be separated by two spaces".into(),
-                ));
+                line_reject(
+                    &mut rejects,
+                    &mut listed,
+                    &mut left_out,
+                    malformed(n, "digest and path must be separated by two spaces".into()),
+                );
                 continue;
             }
             if let Err(why) = check_path(path) {
-                rejects.push(malformed(n, format!("unsafe path {path:?}: {why}")));
+                line_reject(
+                    &mut rejects,
+                    &mut listed,
+                    &mut left_out,
+                    malformed(n, format!("unsafe path {}: {why}", quoted(path))),
+                );
                 continue;
             }
             if path == MANIFEST_NAME || path == TREE_NAME {
-                rejects.push(malformed(
-                    n,
-                    format!("the manifest may not list the seal file {path}"),
-                ));
+                line_reject(
+                    &mut rejects,
+                    &mut listed,
+                    &mut left_out,
+                    malformed(n, format!("the manifest may not list the seal file {path}")),
+                );
                 continue;
             }
             if let Some(prev) = entries.last() {
                 match prev.path.as_bytes().cmp(path.as_bytes()) {
                     std::cmp::Ordering::Equal => {
-                        rejects.push(malformed(n, format!("duplicate path {path:?}")));
+                        line_reject(
+                            &mut rejects,
+                            &mut listed,
+                            &mut left_out,
+                            malformed(n, format!("duplicate path {}", quoted(path))),
+                        );
                         continue;
                     }
                     std::cmp::Ordering::Greater => {
-                        rejects.push(malformed(
-                            n,
-                            format!(
-                                "{path:?} is out of order (lines must be sorted by path bytes)"
+                        line_reject(
+                            &mut rejects,
+                            &mut listed,
+                            &mut left_out,
+                            malformed(
+                                n,
+                                format!(
+                                    "{} is out of order (lines must be sorted by path bytes)",
+                                    quoted(path)
+                                ),
                             ),
-                        ));
+                        );
                     }
                     std::cmp::Ordering::Less => {}
                 }
@@ -207,6 +277,17 @@ impl Manifest {
                 path: path.to_string(),
                 digest,
             });
+        }
+        if left_out > 0 {
+            rejects.push(
+                Reject::new(
+                    RejectCode::ManifestMalformed,
+                    format!(
+                        "{left_out} more malformed lines not listed (the first {MALFORMED_LINES_LISTED} are)"
+                    ),
+                )
+                .at_path(MANIFEST_NAME.into()),
+            );
         }
         // Out-of-order lines were kept for checking; keep the in-memory form sorted.
         entries.sort_by(|a, b| a.path.as_bytes().cmp(b.path.as_bytes()));

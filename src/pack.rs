@@ -261,7 +261,9 @@ pub fn pack(packet: &Path, out: &Path, opts: &PackOptions) -> io::Result<PackRep
     report.tree_hash = Some(seal.tree.to_hex());
 
     let staging = tempfile::Builder::new()
-        .prefix(crate::seal::TEMP_PREFIXES[3])
+        .prefix(&crate::staging::temp_prefix(
+            crate::staging::TEMP_PREFIXES[3],
+        ))
         .tempfile_in(&parent)?;
     let file = staging.as_file().try_clone()?;
     let mut sink = Hashing {

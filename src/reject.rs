@@ -47,6 +47,10 @@ pub enum RejectCode {
     FileRenamed,
     /// A file that exists but could not be read (permissions, I/O error).
     FileUnreadable,
+    /// A file whose length or modification time on its open handle differed after it was
+    /// read from before (another process wrote, truncated or extended it meanwhile): its
+    /// digest is of no one state, so it is neither sealed nor passed.
+    FileChangedWhileRead,
     /// A symlink, socket, device or fifo, a non-UTF-8 name, a name with a control character or
     /// backslash, a reserved seal file name, or a path that would escape the packet.
     PathRejected,
@@ -153,6 +157,7 @@ impl RejectCode {
         RejectCode::FileUnsealed,
         RejectCode::FileRenamed,
         RejectCode::FileUnreadable,
+        RejectCode::FileChangedWhileRead,
         RejectCode::PathRejected,
         RejectCode::BuildRefused,
         RejectCode::DriftBom,
@@ -202,6 +207,7 @@ impl RejectCode {
             RejectCode::FileUnsealed => "FILE_UNSEALED",
             RejectCode::FileRenamed => "FILE_RENAMED",
             RejectCode::FileUnreadable => "FILE_UNREADABLE",
+            RejectCode::FileChangedWhileRead => "FILE_CHANGED_WHILE_READ",
             RejectCode::PathRejected => "PATH_REJECTED",
             RejectCode::BuildRefused => "BUILD_REFUSED",
             RejectCode::DriftBom => "DRIFT_BOM",

@@ -319,20 +319,34 @@ pub fn json_document<T: Serialize>(value: &T, passed: bool) -> String {
 }
 
 /// A user-controlled string (a path, an entry id) as printed: control characters escaped
-/// (`\n`, `\u{1b}`), so a name cannot start a line of its own.
+/// (`\n`, `\u{1b}`), so a name cannot start a line of its own, and the Unicode bidirectional
+/// controls too (`\u{202e}`), so a name cannot make a line read in another order than it says
+/// (the "Trojan Source" characters of CVE-2021-42574, listed in [`is_bidi_control`]), and the
+/// line and paragraph separators U+2028 and U+2029.
 pub fn shown(s: &str) -> String {
-    if !s.chars().any(char::is_control) {
+    // U+2028/2029 break lines where a terminal or viewer honours them.
+    let as_unicode = |c: char| is_bidi_control(c) || matches!(c, '\u{2028}' | '\u{2029}');
+    let hidden = |c: char| c.is_control() || as_unicode(c);
+    if !s.chars().any(hidden) {
         return s.to_string();
     }
     s.chars()
         .map(|c| {
             if c.is_control() {
                 c.escape_default().to_string()
+            } else if as_unicode(c) {
+                c.escape_unicode().to_string()
             } else {
                 c.to_string()
             }
         })
         .collect()
+}
+
+/// The characters that reorder displayed text (Unicode Standard Annex #9): the embeddings and
+/// overrides U+202A–U+202E, the isolates U+2066–U+2069, and the marks U+200E, U+200F, U+061C.
+pub fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' | '\u{061C}')
 }
 
 /// True when `text` holds `PASS` as a whole word (not inside `PASSWORD`).

@@ -157,7 +157,9 @@ pub fn restore(copy: &Path, out: &Path, opts: &VerifyOptions) -> io::Result<Rest
     report.tree_hash = Some(seal.tree.to_hex());
 
     let staging = tempfile::Builder::new()
-        .prefix(crate::seal::TEMP_PREFIXES[2])
+        .prefix(&crate::staging::temp_prefix(
+            crate::staging::TEMP_PREFIXES[2],
+        ))
         .tempdir_in(&parent)?;
     let root = staging.path();
     let reasons = |path: &str| -> String {

@@ -35,6 +35,11 @@ pub fn claims_schema(bytes: &[u8]) -> bool {
         #[serde(default)]
         schema: Option<Box<serde_json::value::RawValue>>,
     }
+    let mut scan = SchemaScan::new();
+    scan.feed(body);
+    if scan.claims() {
+        return true;
+    }
     match serde_json::from_slice::<SchemaOnly>(body) {
         Ok(SchemaOnly { schema: None }) => false,
         Ok(SchemaOnly { schema: Some(raw) }) => match serde_json::from_str::<String>(raw.get()) {
@@ -46,9 +51,181 @@ pub fn claims_schema(bytes: &[u8]) -> bool {
     }
 }
 
-/// True when `head` (the start of a file too large to parse) looks like a JSON object naming
-/// `rollback-evidence`.
-pub fn mentions_schema(head: &[u8]) -> bool {
+/// Decides, as a file streams past in chunks of any size, whether it is or claims to be a
+/// rollback-evidence document, without holding it: for files too large to parse whole, so
+/// that where the `schema` member stands, and how large the file is, cannot decide whether
+/// it is checked.
+///
+/// It follows the top-level object's members (strings, escapes and nesting, not a full
+/// parse) and decodes every top-level `schema` value. The file claims the schema when any
+/// such value is [`ROLLBACK_SCHEMA`] however escaped (duplicates included), or when it
+/// starts like a JSON object, names `rollback-evidence` anywhere, and is not a well-formed
+/// object whose `schema` values are all other strings (a `schema` that is not a string, an
+/// unterminated string or unbalanced brackets).
+#[derive(Debug, Default)]
+pub struct SchemaScan {
+    /// 0: no significant byte yet; 1: the first was `{`; 2: it was something else.
+    start: u8,
+    depth: usize,
+    in_string: bool,
+    escaped: bool,
+    /// At depth 1, the next string is a member name.
+    name_next: bool,
+    /// The member whose name was just read is `schema`.
+    schema_member: bool,
+    /// A `:` was read at depth 1 and its value not begun.
+    value_next: bool,
+    /// The string being read is a top-level `schema` name or value; its raw bytes so far.
+    capture: Option<Vec<u8>>,
+    capturing_name: bool,
+    claimed: bool,
+    odd_schema: bool,
+    unbalanced: bool,
+    mentioned: bool,
+    /// The last bytes of the previous chunk, so a mention split across chunks is found.
+    tail: Vec<u8>,
+}
+
+const MENTION: &[u8] = b"rollback-evidence";
+
+impl SchemaScan {
+    /// A scanner before the first byte.
+    pub fn new() -> SchemaScan {
+        SchemaScan {
+            name_next: true,
+            ..SchemaScan::default()
+        }
+    }
+
+    /// Feeds the next bytes of the file.
+    pub fn feed(&mut self, chunk: &[u8]) {
+        if self.start == 2 || self.claimed {
+            return;
+        }
+        if !self.mentioned {
+            let seam_len = MENTION.len() - 1;
+            let mut seam = std::mem::take(&mut self.tail);
+            seam.extend_from_slice(&chunk[..chunk.len().min(seam_len)]);
+            self.mentioned = memchr::memmem::find(&seam, MENTION).is_some()
+                || memchr::memmem::find(chunk, MENTION).is_some();
+            // The last bytes of everything fed so far.
+            self.tail = if chunk.len() >= seam_len {
+                chunk[chunk.len() - seam_len..].to_vec()
+            } else {
+                seam[seam.len().saturating_sub(seam_len)..].to_vec()
+            };
+        }
+        for (i, &b) in chunk.iter().enumerate() {
+            if self.start == 0 {
+                match b {
+                    b' ' | b'\t' | b'\n' | b'\r' => continue,
+                    // A UTF-8 BOM may precede the text.
+                    0xEF | 0xBB | 0xBF if i < 3 => continue,
+                    b'{' => {
+                        self.start = 1;
+                        self.depth = 1;
+                        continue;
+                    }
+                    _ => {
+                        self.start = 2;
+                        return;
+                    }
+                }
+            }
+            self.step(b);
+            if self.claimed {
+                return;
+            }
+        }
+    }
+
+    fn step(&mut self, b: u8) {
+        if self.in_string {
+            if let Some(c) = self.capture.as_mut()
+                && c.len() <= 4096
+            {
+                c.push(b);
+            }
+            if self.escaped {
+                self.escaped = false;
+            } else if b == b'\\' {
+                self.escaped = true;
+            } else if b == b'"' {
+                self.in_string = false;
+                self.end_string();
+            }
+            return;
+        }
+        let top = self.depth == 1;
+        match b {
+            b' ' | b'\t' | b'\n' | b'\r' => {}
+            b'"' => {
+                self.in_string = true;
+                if top && self.name_next {
+                    self.capture = Some(Vec::new());
+                    self.capturing_name = true;
+                    self.name_next = false;
+                } else if top && self.value_next {
+                    self.value_next = false;
+                    if self.schema_member {
+                        self.capture = Some(Vec::new());
+                        self.capturing_name = false;
+                    }
+                }
+            }
+            b':' if top => self.value_next = true,
+            b',' if top => {
+                self.name_next = true;
+                self.schema_member = false;
+            }
+            b'{' | b'[' => {
+                self.non_string_value(top);
+                self.depth += 1;
+            }
+            b'}' | b']' => {
+                if self.depth == 0 {
+                    self.unbalanced = true;
+                } else {
+                    self.depth -= 1;
+                }
+            }
+            _ => self.non_string_value(top),
+        }
+    }
+
+    fn non_string_value(&mut self, top: bool) {
+        if top && self.value_next {
+            self.value_next = false;
+            if self.schema_member {
+                self.odd_schema = true;
+            }
+        }
+    }
+
+    fn end_string(&mut self) {
+        let Some(mut raw) = self.capture.take() else {
+            return;
+        };
+        raw.insert(0, b'"');
+        let text = serde_json::from_slice::<String>(&raw).ok();
+        if self.capturing_name {
+            self.schema_member = text.as_deref() == Some("schema");
+        } else if text.as_deref() == Some(ROLLBACK_SCHEMA) {
+            self.claimed = true;
+        }
+    }
+
+    /// True when the bytes fed so far (the whole file) claim the rollback-evidence schema.
+    pub fn claims(&self) -> bool {
+        self.claimed
+            || (self.start == 1
+                && self.mentioned
+                && (self.odd_schema || self.unbalanced || self.in_string || self.depth != 0))
+    }
+}
+
+/// True when `head` looks like a JSON object naming `rollback-evidence`.
+fn mentions_schema(head: &[u8]) -> bool {
     let head = head
         .strip_prefix(crate::profile::BOM)
         .unwrap_or(head)
@@ -74,6 +251,15 @@ pub fn check(bytes: &[u8], label: &str) -> Checked {
     let mut out = Checked::default();
     let doc_reject = |code, msg: String| Reject::new(code, msg).at_path(label.to_string());
     let body = bytes.strip_prefix(crate::profile::BOM).unwrap_or(bytes);
+    // Duplicate members first: serde_json would keep the last of two silently, and a
+    // no-mutation entry must not pass by naming its hash twice.
+    if let Err(why) = crate::strict::check(body) {
+        out.rejects.push(doc_reject(
+            RejectCode::RollbackEvidenceMalformed,
+            format!("not strict JSON: {why}"),
+        ));
+        return out;
+    }
     let doc: Value = match serde_json::from_slice(body) {
         Ok(v) => v,
         Err(e) => {

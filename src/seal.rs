@@ -21,6 +21,9 @@ use std::path::{Path, PathBuf};
 /// File name of the seal record at the packet root. It is itself a sealed payload file, so the
 /// tree hash covers it.
 pub const SEAL_RECORD_NAME: &str = "SEAL.json";
+/// Largest `SEAL.json` read, in bytes (64 MiB: about 200,000 text files with their profiles,
+/// or 800,000 binary ones). A larger one is refused unread (`SEAL_INCONSISTENT`).
+pub const SEAL_RECORD_LIMIT: u64 = 64 * 1024 * 1024;
 /// Schema name of the seal record.
 pub const SEAL_SCHEMA: &str = "packet.seal/1";
 /// The names `packet` writes at a packet root; sources may not use them.
@@ -39,7 +42,8 @@ pub struct FileRecord {
 }
 
 /// The seal record: `{"schema": "packet.seal/1", "files": [FileRecord, ...]}`, files sorted
-/// by path bytes. Unknown members are ignored when reading, so later versions can add fields.
+/// by path bytes. Reading refuses members it does not know: a later format that records
+/// more takes a new schema name.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SealRecord {
     /// Always [`SEAL_SCHEMA`].
@@ -75,8 +79,10 @@ pub struct Records {
     files: Vec<LazyFile>,
 }
 
-/// One file of a [`Records`].
+/// One file of a [`Records`]. A member other than these three is refused: the record is our
+/// own format, and a member no reader checks is a place to hide anything.
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct LazyFile {
     /// Path relative to the packet root.
     pub path: String,
@@ -95,9 +101,21 @@ impl LazyFile {
 }
 
 impl Records {
-    /// Parses a seal record's paths and lengths; an error names what is wrong.
+    /// Parses a seal record's paths and lengths; an error names what is wrong: not JSON, a
+    /// member the format does not define (at the top or in a file's record), a member given
+    /// twice, nesting deeper than [`crate::strict::MAX_DEPTH`], an unknown schema, or one
+    /// path recorded twice.
     pub fn parse(bytes: &[u8]) -> Result<Records, String> {
+        // Skipped values (a profile is kept raw) are not depth-checked by the parser.
+        let depth = crate::strict::max_depth(bytes);
+        if depth > crate::strict::MAX_DEPTH {
+            return Err(format!(
+                "nested {depth} levels deep, above the limit of {}",
+                crate::strict::MAX_DEPTH
+            ));
+        }
         #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
         struct Lazy {
             schema: String,
             files: Vec<LazyFile>,
@@ -112,6 +130,13 @@ impl Records {
         }
         let mut files = lazy.files;
         files.sort_by(|a, b| a.path.as_bytes().cmp(b.path.as_bytes()));
+        // One path, one record: with two, which length counts would depend on the reader.
+        if let Some(pair) = files.windows(2).find(|w| w[0].path == w[1].path) {
+            return Err(format!(
+                "{:?} is recorded twice ({} and {} bytes): one path, one record",
+                pair[0].path, pair[0].bytes, pair[1].bytes
+            ));
+        }
         Ok(Records { files })
     }
 
@@ -207,9 +232,30 @@ pub fn seal_dir(dir: &Path, opts: SealOptions) -> Result<Sealed, Error> {
     let mut entries = Vec::with_capacity(payload.len() + 1);
     let mut records = Vec::with_capacity(payload.len());
     let mut total = 0u64;
+    let mut changed = Vec::new();
+    let mut reads = Vec::with_capacity(payload.len());
     for (f, read) in payload.iter().zip(hashed) {
-        let read =
-            read.map_err(|e| Error::io(format!("reading {}", dir.join(&f.rel).display()), e))?;
+        match read {
+            Ok(r) => reads.push(r),
+            Err(e) => match digest::ChangedWhileRead::of(&e) {
+                // Never seal a digest of no one state; say so for every such file.
+                Some(c) => changed.push(
+                    Reject::new(RejectCode::FileChangedWhileRead, c.to_string())
+                        .at_path(f.rel.clone()),
+                ),
+                None => {
+                    return Err(Error::io(
+                        format!("reading {}", dir.join(&f.rel).display()),
+                        e,
+                    ));
+                }
+            },
+        }
+    }
+    if !changed.is_empty() {
+        return Err(Error::Rejected(changed));
+    }
+    for (f, read) in payload.iter().zip(reads) {
         total += read.len;
         entries.push(Entry {
             path: f.rel.clone(),
@@ -296,14 +342,7 @@ fn unsealable(dir: &Path, files: &[walk::Found]) -> Vec<Reject> {
     out
 }
 
-/// Name prefixes of the temporary files and directories `packet` writes.
-pub const TEMP_PREFIXES: [&str; 5] = [
-    ".packet-seal-",
-    ".packet-build-",
-    ".packet-restore-",
-    ".packet-pack-",
-    ".packet-unpack-",
-];
+pub use crate::staging::TEMP_PREFIXES;
 
 /// Renames the staged seal files into place. The old ones are first kept under temporary
 /// hard links; if any rename fails, the renamed ones are taken back and the old ones restored,
@@ -315,7 +354,7 @@ fn install(dir: &Path, staged: [(&str, tempfile::NamedTempFile); 3]) -> Result<(
         let dest = dir.join(name);
         let backup = if dest.is_file() {
             let path = tempfile::Builder::new()
-                .prefix(TEMP_PREFIXES[0])
+                .prefix(&crate::staging::temp_prefix(TEMP_PREFIXES[0]))
                 .make_in(dir, |p| fs::hard_link(&dest, p))
                 .map_err(|e| Error::io(ctx("keeping the old seal file", &dest), e))?
                 .into_temp_path();
@@ -325,10 +364,14 @@ fn install(dir: &Path, staged: [(&str, tempfile::NamedTempFile); 3]) -> Result<(
         };
         backups.push((dest, backup));
     }
+    crate::staging::crash_point("seal:staged");
     let mut done = 0;
     let mut failure = None;
     for (name, tmp) in staged {
         let dest = dir.join(name);
+        if done > 0 {
+            crate::staging::crash_point(&format!("seal:renamed-{done}"));
+        }
         match tmp.persist(&dest) {
             Ok(_) => done += 1,
             Err(e) => {
@@ -352,13 +395,14 @@ fn install(dir: &Path, staged: [(&str, tempfile::NamedTempFile); 3]) -> Result<(
     }
     // Dropping the backups' TempPaths removes the old files' extra links.
     drop(backups);
+    crate::staging::sync_dir(dir).map_err(|e| Error::io(ctx("syncing", dir), e))?;
     Ok(())
 }
 
 fn stage(dir: &Path, bytes: &[u8]) -> Result<tempfile::NamedTempFile, Error> {
     let ctx = || format!("writing a seal file in {}", dir.display());
     let mut tmp = tempfile::Builder::new()
-        .prefix(TEMP_PREFIXES[0])
+        .prefix(&crate::staging::temp_prefix(TEMP_PREFIXES[0]))
         .tempfile_in(dir)
         .map_err(|e| Error::io(ctx(), e))?;
     tmp.write_all(bytes).map_err(|e| Error::io(ctx(), e))?;
@@ -569,59 +613,99 @@ fn copy_all(root: &Path, copies: &[Copy], created: &mut Vec<PathBuf>) -> Result<
     Ok(())
 }
 
-fn undo(created: &[PathBuf]) {
-    for p in created.iter().rev() {
-        let _ = if p.is_dir() {
-            fs::remove_dir(p)
+/// Recreates the tree of the existing packet `from` in the empty directory `to`: directories
+/// with their modes, every file as a hard link to the same bytes (a copy where the file
+/// system refuses links), the seal files at the root left out (they are written anew).
+/// `from` has passed [`sealable_files`]: it holds only directories and regular files.
+fn link_tree(from: &Path, to: &Path, root: bool) -> Result<(), Error> {
+    let ctx = |what: &str, p: &Path| format!("{what} {}", p.display());
+    let entries = fs::read_dir(from).map_err(|e| Error::io(ctx("reading", from), e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io(ctx("reading", from), e))?;
+        let name = entry.file_name();
+        if root && RESERVED_NAMES.iter().any(|n| name == *n) {
+            continue;
+        }
+        let (src, dest) = (entry.path(), to.join(&name));
+        let meta = fs::symlink_metadata(&src).map_err(|e| Error::io(ctx("reading", &src), e))?;
+        if meta.is_dir() {
+            fs::create_dir(&dest).map_err(|e| Error::io(ctx("creating", &dest), e))?;
+            link_tree(&src, &dest, false)?;
+            fs::set_permissions(&dest, meta.permissions())
+                .map_err(|e| Error::io(ctx("setting mode of", &dest), e))?;
+        } else if meta.is_file() {
+            if fs::hard_link(&src, &dest).is_err() {
+                fs::copy(&src, &dest).map_err(|e| Error::io(ctx("copying", &src), e))?;
+            }
         } else {
-            fs::remove_file(p)
-        };
+            // The scan refused these already; something appeared since.
+            return Err(Error::Rejected(vec![
+                Reject::new(
+                    RejectCode::PathRejected,
+                    "appeared while resealing and is not a regular file or directory".into(),
+                )
+                .at_path(src.display().to_string()),
+            ]));
+        }
     }
+    Ok(())
 }
 
 /// `packet build OUT [SOURCE...]`: copies each source into `out` and seals it; with no source,
 /// seals `out` as it stands.
 ///
-/// A new `out` is assembled in a temporary directory beside it and renamed into place only
-/// once sealed. Into an existing `out`, copies never overwrite and are removed again if
-/// anything fails. Errors: as [`seal_dir`], plus `BUILD_REFUSED` for an existing destination
-/// file, two sources with one name, or a packet inside its own source; `PATH_REJECTED` for
-/// symlinks, special files and unusable names among the sources; `FILE_MISSING` for a source
-/// that does not exist.
+/// Atomic as a whole, whatever kills the process when: the new packet is assembled in a
+/// temporary directory beside `out` (for an existing `out`, its tree hard-linked there
+/// first), sealed, and then renamed to a new `out`, or exchanged with the existing one in one
+/// step (`renameat2(RENAME_EXCHANGE)`), after which the old tree is removed. Until that step
+/// `out` is untouched and verifies under its old seal; after it, under the new one. A killed
+/// run's temporary directory carries its process id and is removed by the next run
+/// ([`crate::staging::sweep`]). Errors: as [`seal_dir`], plus `BUILD_REFUSED` for an existing
+/// destination file, two sources with one name, or a packet inside its own source;
+/// `PATH_REJECTED` for symlinks, special files and unusable names among the sources;
+/// `FILE_MISSING` for a source that does not exist.
 pub fn build(out: &Path, sources: &[PathBuf], opts: SealOptions) -> Result<Sealed, Error> {
-    if sources.is_empty() {
+    let exists = fs::symlink_metadata(out).is_ok();
+    if !exists && sources.is_empty() {
         return seal_dir(out, opts);
     }
-    let exists = fs::symlink_metadata(out).is_ok();
+    let mut mode = None;
     if exists {
-        if !fs::symlink_metadata(out).is_ok_and(|m| m.is_dir()) {
-            return Err(refused("exists and is not a directory".into(), out));
+        let meta = fs::symlink_metadata(out).map_err(|e| Error::io("reading the packet", e))?;
+        if !meta.is_dir() {
+            let why = if sources.is_empty() {
+                "not a directory (a packet is a directory)"
+            } else {
+                "exists and is not a directory"
+            };
+            return Err(refused(why.into(), out));
         }
         if has_seal(out) && !opts.reseal {
-            return Err(refused(
+            let why = if sources.is_empty() {
+                "already sealed (holds a seal file); pass --reseal to replace the seal"
+            } else {
                 "already sealed (holds a seal file); pass --reseal to add sources and reseal"
-                    .into(),
+            };
+            return Err(refused(why.into(), out));
+        }
+        // What is already there must be sealable too; refuse before copying anything.
+        let files = sealable_files(out)?;
+        if sources.is_empty()
+            && files
+                .iter()
+                .all(|f| RESERVED_NAMES.contains(&f.rel.as_str()))
+        {
+            return Err(refused(
+                "holds no file to seal: an empty packet proves nothing".into(),
                 out,
             ));
         }
-        // What is already there must be sealable too; refuse before copying anything.
-        sealable_files(out)?;
+        mode = Some(meta.permissions());
     }
     let copies = plan(out, sources)?;
-    if exists {
-        let mut created = Vec::new();
-        let result = copy_all(out, &copies, &mut created).and_then(|()| seal_dir(out, opts));
-        if result.is_err() {
-            undo(&created);
-        }
-        return result;
-    }
-    let parent = match out.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
+    let parent = crate::staging::parent_of(out);
     let staging = tempfile::Builder::new()
-        .prefix(TEMP_PREFIXES[1])
+        .prefix(&crate::staging::temp_prefix(TEMP_PREFIXES[1]))
         .tempdir_in(&parent)
         .map_err(|e| {
             Error::io(
@@ -629,18 +713,46 @@ pub fn build(out: &Path, sources: &[PathBuf], opts: SealOptions) -> Result<Seale
                 e,
             )
         })?;
+    if exists {
+        link_tree(out, staging.path(), true)?;
+    }
     copy_all(staging.path(), &copies, &mut Vec::new())?;
-    let sealed = seal_dir(staging.path(), opts)?;
-    // The staging directory was created private (0700); the packet is an ordinary directory.
-    set_mode(staging.path(), 0o755)
-        .map_err(|e| Error::io(format!("setting mode of {}", staging.path().display()), e))?;
+    crate::staging::crash_point("build:copied");
+    let sealed = seal_dir(
+        staging.path(),
+        SealOptions {
+            reseal: false,
+            ..opts
+        },
+    )?;
+    // The staging directory was created private (0700); the packet keeps the mode the
+    // existing one had, and a new one is an ordinary directory.
+    let ctx = |p: &Path| format!("setting mode of {}", p.display());
+    match mode {
+        Some(perms) => fs::set_permissions(staging.path(), perms),
+        None => set_mode(staging.path(), 0o755),
+    }
+    .map_err(|e| Error::io(ctx(staging.path()), e))?;
+    crate::staging::crash_point("build:sealed");
     let staged = staging.keep();
-    if let Err(e) = fs::rename(&staged, out) {
+    let moved = if exists {
+        crate::staging::exchange(&staged, out)
+    } else {
+        crate::staging::rename_noreplace(&staged, out)
+    };
+    if let Err(e) = moved {
         let _ = fs::remove_dir_all(&staged);
         return Err(Error::io(
-            format!("renaming the sealed packet to {}", out.display()),
+            format!("moving the sealed packet to {}", out.display()),
             e,
         ));
+    }
+    let _ = crate::staging::sync_dir(&parent);
+    if exists {
+        crate::staging::crash_point("build:exchanged");
+        // `staged` now holds the old tree; a failure to remove it leaves it for the next
+        // run's sweep, and the packet is sealed either way.
+        let _ = fs::remove_dir_all(&staged);
     }
     Ok(Sealed {
         packet: out.to_path_buf(),

@@ -116,7 +116,9 @@ pub fn unpack(archive: &Path, out: &Path, opts: &UnpackOptions) -> io::Result<Un
         return Ok(report);
     }
     let staging = tempfile::Builder::new()
-        .prefix(crate::seal::TEMP_PREFIXES[4])
+        .prefix(&crate::staging::temp_prefix(
+            crate::staging::TEMP_PREFIXES[4],
+        ))
         .tempdir_in(&parent)?;
     let streamed =
         verify::check_archive(archive, &opts.verify, &opts.limits, Some(staging.path()))?;

@@ -44,6 +44,11 @@ pub struct VerifyOptions {
     pub jobs: crate::parallel::Jobs,
 }
 
+/// Rejects of one code listed in a report; past this many they are counted (in
+/// `counts.rejects` and a note), not listed, so that memory and output stay bounded
+/// whatever the input (a million junk manifest lines, a million missing files).
+pub const REJECTS_LISTED_PER_CODE: usize = 1000;
+
 /// Largest rollback-evidence file `check-rollback` reads, in bytes.
 pub const EVIDENCE_LIMIT: u64 = 64 * 1024 * 1024;
 
@@ -101,12 +106,40 @@ pub struct Checked {
 
 /// Reads a seal file that must be a regular file. The error says why and whether the file
 /// was there at all.
+/// Reads no more than the limit for its name ([`seal_file_limit`]): a seal file above it is
+/// refused unread, so a 2 GiB sparse manifest costs no memory.
 fn read_regular(path: &Path) -> Result<Vec<u8>, (String, bool)> {
+    let limit = seal_file_limit(&path.file_name().unwrap_or_default().to_string_lossy());
     match fs::symlink_metadata(path) {
         Err(_) => Err(("absent".into(), false)),
         Ok(m) if !m.is_file() => Err(("not a regular file".into(), true)),
-        Ok(_) => fs::read(path).map_err(|e| (format!("unreadable: {e}"), true)),
+        Ok(m) if m.len() > limit => Err((too_large(m.len(), limit), true)),
+        Ok(_) => match digest::read_regular_bounded(path, limit) {
+            Ok(Some(bytes)) => Ok(bytes),
+            Ok(None) => Err((too_large(limit + 1, limit), true)),
+            Err(e) => Err((format!("unreadable: {e}"), true)),
+        },
     }
+}
+
+/// The largest seal file `packet` reads, by name, in bytes: `HASH_MANIFEST.txt`
+/// [`manifest::MANIFEST_LIMIT`], `packet_tree.sha256` [`manifest::TREE_FILE_LIMIT`], and
+/// `SEAL.json` (or any other name) [`crate::seal::SEAL_RECORD_LIMIT`].
+pub fn seal_file_limit(name: &str) -> u64 {
+    match name {
+        MANIFEST_NAME => manifest::MANIFEST_LIMIT,
+        TREE_NAME => manifest::TREE_FILE_LIMIT,
+        _ => crate::seal::SEAL_RECORD_LIMIT,
+    }
+}
+
+/// The start of every "too large" reason a seal file is refused with.
+const TOO_LARGE: &str = "larger than";
+
+fn too_large(len: u64, limit: u64) -> String {
+    format!(
+        "{TOO_LARGE} the {limit}-byte limit for a seal file ({len} bytes or more): refused unread"
+    )
 }
 
 /// Reads one of the checked packet's own seal files by name (from its directory, or from an
@@ -169,15 +202,21 @@ fn hash_on_disk(
         let (rel, _) = targets[i]?;
         let abs = &dir.join(rel);
         let entry = &manifest.entries[i];
-        let read = digest::read_with(abs, DIAGNOSE_LIMIT, |bytes, d| {
-            let finding = finding(entry, records, bytes, d, keep_rebuilt);
-            let evidence = evidence(bytes, &entry.path);
-            (finding, evidence)
-        });
+        // Too large to parse: whether it is evidence is decided over all of its bytes as they
+        // stream past, so padding cannot move the schema out of sight.
+        let mut scan = rollback::SchemaScan::new();
+        let read = digest::read_observed(
+            abs,
+            DIAGNOSE_LIMIT,
+            |bytes, d| {
+                let finding = finding(entry, records, bytes, d, keep_rebuilt);
+                let evidence = evidence(bytes, &entry.path);
+                (finding, evidence)
+            },
+            &mut |chunk| scan.feed(chunk),
+        );
         let out = read.map(|r| {
-            // Too large to parse: evidence must not escape validation by padding.
-            let suspect = r.seen.is_none()
-                && digest::read_head(abs, 64 * 1024).is_ok_and(|h| rollback::mentions_schema(&h));
+            let suspect = r.seen.is_none() && scan.claims();
             let (finding, evidence) = r.seen.unwrap_or((None, None));
             Hashed {
                 digest: r.digest,
@@ -233,6 +272,8 @@ struct Run<'a> {
     opts: &'a VerifyOptions,
     seal_rejects: Vec<Reject>,
     file_rejects: Vec<Reject>,
+    /// Rejects listed so far, and left out past [`REJECTS_LISTED_PER_CODE`], per code.
+    listed: HashMap<RejectCode, (usize, usize)>,
     counts: Counts,
     notes: Vec<String>,
     tree: TreeHashes,
@@ -270,6 +311,7 @@ impl<'a> Run<'a> {
             opts,
             seal_rejects: Vec::new(),
             file_rejects: Vec::new(),
+            listed: HashMap::new(),
             counts: Counts::default(),
             notes: Vec::new(),
             tree,
@@ -277,6 +319,30 @@ impl<'a> Run<'a> {
             scan_rejected: BTreeSet::new(),
             keep_seal: false,
             place: "on disk",
+        }
+    }
+
+    /// Whether another reject of `code` is listed (true) or only counted.
+    fn list(&mut self, code: RejectCode) -> bool {
+        let (listed, left_out) = self.listed.entry(code).or_default();
+        if *listed < REJECTS_LISTED_PER_CODE {
+            *listed += 1;
+            true
+        } else {
+            *left_out += 1;
+            false
+        }
+    }
+
+    fn seal_reject(&mut self, r: Reject) {
+        if self.list(r.code) {
+            self.seal_rejects.push(r);
+        }
+    }
+
+    fn file_reject(&mut self, r: Reject) {
+        if self.list(r.code) {
+            self.file_rejects.push(r);
         }
     }
 
@@ -296,6 +362,19 @@ impl<'a> Run<'a> {
         let mut report = Report::new(self.dir.display().to_string(), all, self.counts);
         report.tree_hash = Some(self.tree);
         report.notes = self.notes;
+        let mut left_out: Vec<(RejectCode, usize)> = self
+            .listed
+            .iter()
+            .filter(|(_, (_, n))| *n > 0)
+            .map(|(code, (_, n))| (*code, *n))
+            .collect();
+        left_out.sort();
+        for (code, n) in left_out {
+            report.counts.rejects += n;
+            report.notes.push(format!(
+                "{n} more {code} rejects not listed (the first {REJECTS_LISTED_PER_CODE} are)"
+            ));
+        }
         if pinned {
             report.scope = "pinned".into();
         }
@@ -311,12 +390,12 @@ impl<'a> Run<'a> {
 
     /// The checked path is not a packet at all.
     fn no_packet(&mut self, why: &str) {
-        self.seal_rejects.push(
+        self.seal_reject(
             Reject::new(RejectCode::ManifestMissing, why.into())
                 .at_path(self.dir.display().to_string()),
         );
         if !self.pins().is_empty() {
-            self.seal_rejects.push(pin_unprovable());
+            self.seal_reject(pin_unprovable());
         }
     }
 
@@ -353,15 +432,16 @@ impl<'a> Run<'a> {
         let bytes = match read(&manifest_path) {
             Ok(b) => b,
             Err((why, _)) => {
-                self.seal_rejects.push(
-                    Reject::new(
-                        RejectCode::ManifestMissing,
-                        format!("{MANIFEST_NAME} is {why}"),
-                    )
-                    .at_path(manifest_label),
+                let code = if why.starts_with(TOO_LARGE) {
+                    RejectCode::ManifestMalformed
+                } else {
+                    RejectCode::ManifestMissing
+                };
+                self.seal_reject(
+                    Reject::new(code, format!("{MANIFEST_NAME} is {why}")).at_path(manifest_label),
                 );
                 if !self.pins().is_empty() {
-                    self.seal_rejects.push(pin_unprovable());
+                    self.seal_reject(pin_unprovable());
                 }
                 return None;
             }
@@ -389,7 +469,7 @@ impl<'a> Run<'a> {
                     self.tree.recorded = Some(recorded.digest.to_hex());
                     recorded_digest = Some(recorded.digest);
                     if let Some(drift) = recorded.drift {
-                        self.seal_rejects.push(
+                        self.seal_reject(
                             Reject::new(RejectCode::TreeHashMalformed, drift)
                                 .at_path(label.clone()),
                         );
@@ -407,7 +487,7 @@ impl<'a> Run<'a> {
                         )
                         .at_path(label);
                         let proven = finding.diagnosis.proof == Proof::Proven;
-                        self.seal_rejects.push(Reject {
+                        self.seal_reject(Reject {
                             diagnosis: proven.then_some(finding.diagnosis),
                             ..reject
                         });
@@ -419,7 +499,7 @@ impl<'a> Run<'a> {
                 Err((why, true)) => self
                     .seal_rejects
                     .push(Reject::new(RejectCode::TreeHashMalformed, why).at_path(label)),
-                Err((why, false)) => self.seal_rejects.push(
+                Err((why, false)) => self.seal_reject(
                     Reject::new(RejectCode::TreeHashMissing, format!("{TREE_NAME} is {why}"))
                         .at_path(label),
                 ),
@@ -451,7 +531,7 @@ impl<'a> Run<'a> {
             {
                 reject.diagnosis = Some(drift::diagnose(&rec, None, &bytes));
             }
-            self.seal_rejects.push(reject);
+            self.seal_reject(reject);
         }
         let pinned_ok = authentic_tree.is_some_and(|t| self.pins().iter().all(|p| p.matches(&t)));
         if !pinned_ok {
@@ -459,8 +539,8 @@ impl<'a> Run<'a> {
         }
 
         let (manifest, rejects) = Manifest::parse(&bytes);
-        self.seal_rejects
-            .extend(rejects.into_iter().map(|r| match &self.opts.against {
+        for r in rejects {
+            let r = match &self.opts.against {
                 Against::Packet(_) | Against::Manifest(_) => {
                     let path = r.path.clone().map(|p| {
                         format!(
@@ -472,7 +552,9 @@ impl<'a> Run<'a> {
                     Reject { path, ..r }
                 }
                 _ => r,
-            }));
+            };
+            self.seal_reject(r);
+        }
         // Rebuilt bytes, when there are any, are the manifest as sealed.
         let manifest = match &authentic {
             Authentic::Rebuilt(a) => Manifest::parse(a).0,
@@ -552,7 +634,7 @@ impl<'a> Run<'a> {
         let map = match Records::parse(&bytes) {
             Ok(r) => r,
             Err(why) => {
-                self.seal_rejects.push(
+                self.seal_reject(
                     Reject::new(RejectCode::SealInconsistent, why).at_path(SEAL_RECORD_NAME.into()),
                 );
                 return (None, None);
@@ -560,7 +642,7 @@ impl<'a> Run<'a> {
         };
         for e in &manifest.entries {
             if e.path != SEAL_RECORD_NAME && map.get(&e.path).is_none() {
-                self.seal_rejects.push(
+                self.seal_reject(
                     Reject::new(
                         RejectCode::SealInconsistent,
                         format!("in the manifest but not in {SEAL_RECORD_NAME}"),
@@ -571,7 +653,7 @@ impl<'a> Run<'a> {
         }
         for path in map.paths() {
             if !manifest.contains(path) {
-                self.seal_rejects.push(
+                self.seal_reject(
                     Reject::new(
                         RejectCode::SealInconsistent,
                         format!("in {SEAL_RECORD_NAME} but not in the manifest"),
@@ -598,7 +680,9 @@ impl<'a> Run<'a> {
         ) -> Vec<Option<std::io::Result<Hashed>>>,
     ) -> Vec<FileResult> {
         self.scan_rejected = scan.rejects.iter().filter_map(|r| r.path.clone()).collect();
-        self.file_rejects.extend(scan.rejects);
+        for r in scan.rejects {
+            self.file_reject(r);
+        }
         // The scan is sorted by path bytes: membership is a binary search.
         let on_disk: Vec<&str> = scan.files.iter().map(|f| f.rel.as_str()).collect();
         let is_on_disk = |p: &str| {
@@ -668,10 +752,15 @@ impl<'a> Run<'a> {
             let mut hashed = match outcome {
                 Ok(h) => h,
                 Err(e) => {
-                    self.file_rejects.push(
-                        Reject::new(RejectCode::FileUnreadable, format!("cannot read: {e}"))
-                            .at_path(entry.path.clone()),
-                    );
+                    let reject = match digest::ChangedWhileRead::of(&e) {
+                        Some(changed) => {
+                            Reject::new(RejectCode::FileChangedWhileRead, changed.to_string())
+                        }
+                        None => {
+                            Reject::new(RejectCode::FileUnreadable, format!("cannot read: {e}"))
+                        }
+                    };
+                    self.file_reject(reject.at_path(entry.path.clone()));
                     push(&|| FileResult {
                         path: entry.path.clone(),
                         found: Some(abs.clone()),
@@ -685,7 +774,7 @@ impl<'a> Run<'a> {
             let state = if hashed.digest == entry.digest {
                 self.counts.intact_files += 1;
                 if let Some(rec_len) = sealed_len.filter(|&n| n != hashed.len) {
-                    self.seal_rejects.push(
+                    self.seal_reject(
                         Reject::new(
                             RejectCode::SealInconsistent,
                             format!(
@@ -720,7 +809,7 @@ impl<'a> Run<'a> {
                         self.line(|| {
                             FileLine::drifted(&entry.path, None, reject.diagnosis.as_ref())
                         });
-                        self.file_rejects.push(reject);
+                        self.file_reject(reject);
                     }
                 }
                 FileState::Drifted { rebuilt }
@@ -728,10 +817,12 @@ impl<'a> Run<'a> {
             if let Some(checked) = hashed.evidence {
                 self.counts.rollback_documents += 1;
                 self.counts.rollback_entries += checked.entries;
-                self.file_rejects.extend(checked.rejects);
+                for r in checked.rejects {
+                    self.file_reject(r);
+                }
             } else if hashed.suspect {
                 self.counts.rollback_documents += 1;
-                self.file_rejects.push(
+                self.file_reject(
                     Reject::new(
                         RejectCode::RollbackEvidenceMalformed,
                         format!(
@@ -755,7 +846,7 @@ impl<'a> Run<'a> {
                 && !manifest.contains(&f.rel)
                 && !renamed_targets.contains(f.rel.as_str())
             {
-                self.file_rejects.push(
+                self.file_reject(
                     Reject::new(
                         RejectCode::FileUnsealed,
                         format!(
@@ -784,7 +875,7 @@ impl<'a> Run<'a> {
         }
         let already = self.scan_rejected.contains(&entry.path);
         if !already {
-            self.file_rejects.push(
+            self.file_reject(
                 Reject::new(
                     RejectCode::FileMissing,
                     format!("sealed with digest {}, not {}", entry.digest, self.place),
@@ -811,7 +902,7 @@ impl<'a> Run<'a> {
         d: drift::Diagnosis,
     ) {
         self.line(|| FileLine::drifted(&entry.path, Some(other), Some(&d)));
-        self.file_rejects.push(Reject {
+        self.file_reject(Reject {
             diagnosis: Some(d),
             ..Reject::new(
                 RejectCode::FileRenamed,
@@ -941,10 +1032,6 @@ pub fn check_rollback(files: &[PathBuf]) -> Report {
     Report::new(subject, rejects, counts)
 }
 
-/// Largest seal file (`HASH_MANIFEST.txt`, `packet_tree.sha256`, `SEAL.json`) an archive
-/// check holds in memory, in bytes: a manifest of a million files is about 100 MB.
-pub const ARCHIVE_SEAL_LIMIT: u64 = 256 * 1024 * 1024;
-
 /// Bytes of payload an archive check holds while it has not yet met the seal (or for names
 /// the manifest does not list), so that a file that turns out to mismatch can still be
 /// diagnosed. Archives `packet pack` writes put the seal first and need none of it.
@@ -1011,10 +1098,9 @@ fn check_archive_with(
         let seal_name = [MANIFEST_NAME, TREE_NAME, SEAL_RECORD_NAME]
             .into_iter()
             .find(|n| *n == f.path);
-        let keep_limit = if seal_name.is_some() {
-            ARCHIVE_SEAL_LIMIT
-        } else {
-            DIAGNOSE_LIMIT
+        let keep_limit = match seal_name {
+            Some(name) => seal_file_limit(name),
+            None => DIAGNOSE_LIMIT,
         };
         let mut sink = match unpack_into {
             Some(root) => Some(create_new_file(root, f.path)?),
@@ -1027,10 +1113,7 @@ fn check_archive_with(
         if let Some(name) = seal_name {
             let kept = match &read.bytes {
                 Some(b) => Ok(b.clone()),
-                None => Err(format!(
-                    "{} bytes, above the {ARCHIVE_SEAL_LIMIT}-byte limit for a seal file in an archive",
-                    read.len
-                )),
+                None => Err(too_large(read.len, keep_limit)),
             };
             seal_files.insert(name, kept);
         }
@@ -1043,7 +1126,7 @@ fn check_archive_with(
         }
         let (evidence, suspect) = match &read.bytes {
             Some(b) => (evidence(b, f.path), false),
-            None => (None, rollback::mentions_schema(&read.head)),
+            None => (None, read.claims_schema),
         };
         let entry = seal
             .as_ref()
@@ -1095,7 +1178,9 @@ fn check_archive_with(
         ));
     }
     let Some(seal) = seal else {
-        run.file_rejects.extend(streamed.rejects);
+        for r in streamed.rejects {
+            run.file_reject(r);
+        }
         return Ok(run.finish(Vec::new(), None).report);
     };
     found.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
@@ -1142,12 +1227,12 @@ fn seal_ready(files: &HashMap<&'static str, Result<Vec<u8>, String>>) -> bool {
 }
 
 /// An archive entry as read: digest and length of every byte, the whole content when it was
-/// at most the keep limit, and its first 64 KiB otherwise.
+/// at most the keep limit, and otherwise whether its bytes claim the rollback-evidence schema.
 struct EntryRead {
     digest: Digest,
     len: u64,
     bytes: Option<Vec<u8>>,
-    head: Vec<u8>,
+    claims_schema: bool,
 }
 
 /// Reads one archive entry of `size` bytes in a single pass, hashing as it goes and copying
@@ -1164,7 +1249,7 @@ fn read_entry(
     let keep = size <= keep_limit;
     // Grown as bytes arrive: a header may claim more than the archive holds.
     let mut bytes = Vec::with_capacity(if keep { size.min(1 << 20) as usize } else { 0 });
-    let mut head = Vec::new();
+    let mut scan = rollback::SchemaScan::new();
     let mut buf = vec![0u8; 256 * 1024];
     let mut len = 0u64;
     let mut data = data.take(size);
@@ -1182,9 +1267,8 @@ fn read_entry(
         }
         if keep {
             bytes.extend_from_slice(chunk);
-        } else if head.len() < 64 * 1024 {
-            let room = 64 * 1024 - head.len();
-            head.extend_from_slice(&chunk[..room.min(n)]);
+        } else {
+            scan.feed(chunk);
         }
         len += n as u64;
     }
@@ -1192,7 +1276,7 @@ fn read_entry(
         digest: Digest(hasher.finalize().into()),
         len,
         bytes: keep.then_some(bytes),
-        head,
+        claims_schema: !keep && scan.claims(),
     })
 }
 
