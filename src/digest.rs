@@ -424,4 +424,54 @@ mod tests {
         let d = Digest::of(b"abc");
         assert_eq!(d.abbreviated(8), "ba7816bf…f20015ad");
     }
+
+    #[test]
+    fn a_file_truncated_while_read_is_an_error_not_a_fault() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("shrinks");
+        std::fs::write(&path, vec![7u8; CHUNK * 4]).unwrap();
+        // The observer runs between two reads of the open file: another process truncating
+        // it then is exactly the attack.
+        let mut first = true;
+        let err = read_observed(&path, 0, |_, _| (), &mut |_| {
+            if first {
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(&path)
+                    .unwrap()
+                    .set_len(10)
+                    .unwrap();
+                first = false;
+            }
+        })
+        .err()
+        .expect("a truncated read is refused");
+        let changed = ChangedWhileRead::of(&err).expect("named as a change during the read");
+        assert_eq!(changed.before.0, (CHUNK * 4) as u64);
+        assert_eq!(changed.after.0, 10);
+        assert!(changed.to_string().contains("changed while it was read"));
+    }
+
+    #[test]
+    fn a_file_rewritten_in_place_at_the_same_length_is_caught_by_its_mtime() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rewritten");
+        std::fs::write(&path, vec![1u8; CHUNK * 2]).unwrap();
+        let mut first = true;
+        let err = read_observed(&path, 0, |_, _| (), &mut |_| {
+            if first {
+                use std::io::{Seek, Write};
+                let mut f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+                f.seek(io::SeekFrom::Start(5)).unwrap();
+                f.write_all(b"edit").unwrap();
+                // Coarse-timestamp file systems: make sure the time moves.
+                f.set_modified(std::time::SystemTime::now() + std::time::Duration::from_secs(5))
+                    .unwrap();
+                first = false;
+            }
+        })
+        .err()
+        .expect("an in-place edit during the read is refused");
+        assert!(ChangedWhileRead::of(&err).is_some());
+    }
 }

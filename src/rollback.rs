@@ -510,4 +510,63 @@ mod tests {
             ["ROLLBACK_EVIDENCE_MALFORMED"]
         );
     }
+
+    /// Feeds `bytes` in chunks of `n` (the scan must not depend on where chunks break).
+    fn scanned(bytes: &[u8], n: usize) -> bool {
+        let mut scan = SchemaScan::new();
+        for chunk in bytes.chunks(n.max(1)) {
+            scan.feed(chunk);
+        }
+        scan.claims()
+    }
+
+    #[test]
+    fn schema_scan_finds_the_schema_anywhere_in_any_chunking() {
+        let late = format!(
+            r#"{{"note":"{}","schema":"{ROLLBACK_SCHEMA}","entries":[]}}"#,
+            "x".repeat(70_000)
+        );
+        let escaped =
+            r#"{"a":{"schema":"other"},"s\u0063hema":"\u0070acket\u002erollback\u002devidence/1"}"#;
+        let second = format!(r#"{{"schema":"other","schema":"{ROLLBACK_SCHEMA}"}}"#);
+        let bom = format!("\u{feff} \n{{\"schema\" : \"{ROLLBACK_SCHEMA}\"}}");
+        for n in [1, 2, 7, 16, 17, 4096, usize::MAX] {
+            assert!(scanned(late.as_bytes(), n), "late, chunks of {n}");
+            assert!(scanned(escaped.as_bytes(), n), "escaped, chunks of {n}");
+            assert!(scanned(second.as_bytes(), n), "duplicate, chunks of {n}");
+            assert!(scanned(bom.as_bytes(), n), "bom, chunks of {n}");
+        }
+    }
+
+    #[test]
+    fn schema_scan_leaves_other_documents_alone() {
+        let nested = format!(r#"{{"log":{{"schema":"{ROLLBACK_SCHEMA}"}},"schema":"app/2"}}"#);
+        let mention = r#"{"schema":"app/2","text":"see rollback-evidence docs"}"#;
+        let array = format!(r#"["{ROLLBACK_SCHEMA}"]"#);
+        for n in [1, 5, usize::MAX] {
+            assert!(
+                !scanned(nested.as_bytes(), n),
+                "a nested schema is not the document's"
+            );
+            assert!(!scanned(mention.as_bytes(), n));
+            assert!(!scanned(array.as_bytes(), n));
+        }
+        // Broken or odd documents that name the schema are claimed: checked, never skipped.
+        let odd = r#"{"schema":["packet.rollback-evidence/1"]}"#;
+        let cut = r#"{"schema":"x","entries":[{"id":"rollback-evidence"#;
+        for n in [1, 3, 16, usize::MAX] {
+            assert!(scanned(odd.as_bytes(), n), "odd schema, chunks of {n}");
+            assert!(scanned(cut.as_bytes(), n), "cut off, chunks of {n}");
+        }
+    }
+
+    #[test]
+    fn duplicate_members_are_malformed_whichever_comes_last() {
+        for (first, last) in [(A, B), (B, A)] {
+            let text = format!(
+                r#"{{"schema":"{ROLLBACK_SCHEMA}","entries":[{{"id":"RB-1","before_hash":"{A}","after_apply_hash":"{first}","after_apply_hash":"{last}","after_rollback_hash":"{A}"}}]}}"#
+            );
+            assert_eq!(codes(text.as_bytes()), ["ROLLBACK_EVIDENCE_MALFORMED"]);
+        }
+    }
 }

@@ -168,6 +168,41 @@ fn edit_rollback(dir: &Path, f: impl FnOnce(&mut serde_json::Value)) -> io::Resu
     })
 }
 
+/// Gives entry 0 of the evidence a second `after_apply_hash` member, placed first and equal
+/// to its `before_hash`: a reader that keeps the first value sees an apply that never
+/// mutated, one that keeps the last sees a good entry. Either way it must be refused.
+fn duplicate_member(dir: &Path) -> io::Result<()> {
+    text_edit(dir, "rollback-evidence.json", |t| {
+        let doc: serde_json::Value = serde_json::from_str(t).expect("fixture is JSON");
+        let before = doc["entries"][0]["before_hash"]
+            .as_str()
+            .expect("fixture entry has a before_hash")
+            .to_string();
+        t.replacen(
+            "\"after_apply_hash\"",
+            &format!("\"after_apply_hash\": \"{before}\", \"after_apply_hash\""),
+            1,
+        )
+    })
+}
+
+/// Rewrites the evidence with entry 0 made a no-mutation entry, a 70 KiB member before
+/// `schema` and padding that takes the file past the diagnosis limit: too large to parse
+/// whole, with its schema out of any first-64-KiB window.
+fn padded_evidence(dir: &Path) -> io::Result<()> {
+    edit(dir, "rollback-evidence.json", |b| {
+        let mut doc: serde_json::Value = serde_json::from_slice(&b).expect("fixture is JSON");
+        doc["entries"][0]["after_apply_hash"] = doc["entries"][0]["before_hash"].clone();
+        let padded = serde_json::json!({
+            "note": "x".repeat(70 * 1024),
+            "schema": doc["schema"],
+            "entries": doc["entries"],
+            "padding": " ".repeat(crate::drift::DIAGNOSE_LIMIT as usize + 1),
+        });
+        serde_json::to_vec(&padded).expect("serializes")
+    })
+}
+
 fn probes() -> Vec<Probe> {
     let p = |name, code, cause, mutate: Mutation| Probe {
         name,
@@ -362,6 +397,24 @@ fn probes() -> Vec<Probe> {
                             doc["entries"][1]["after_apply_hash"].clone();
                     })
                 },
+            )
+        },
+        Probe {
+            reseal: true,
+            ..p(
+                "rollback evidence with a duplicate member",
+                RejectCode::RollbackEvidenceMalformed,
+                None,
+                duplicate_member,
+            )
+        },
+        Probe {
+            reseal: true,
+            ..p(
+                "rollback evidence padded, schema after 70 KiB",
+                RejectCode::RollbackEvidenceMalformed,
+                None,
+                padded_evidence,
             )
         },
     ]
@@ -697,9 +750,9 @@ mod tests {
                 p.name, p.expected, p.got
             );
         }
-        assert_eq!(report.probes.len(), 24);
+        assert_eq!(report.probes.len(), 26);
         let text = report.render_text();
-        assert!(text.contains("24/24 fail closed"), "{text}");
+        assert!(text.contains("26/26 fail closed"), "{text}");
         assert!(text.ends_with("SELFTEST PASS\n"));
     }
 

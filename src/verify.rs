@@ -605,10 +605,27 @@ impl<'a> Run<'a> {
                 .as_ref()
                 .and_then(|d| read_regular(&d.join(SEAL_RECORD_NAME)).ok())
         };
-        let from_local = || local(SEAL_RECORD_NAME).ok();
-        let candidates: [&dyn Fn() -> Option<Vec<u8>>; 2] = [&from_original, &from_local];
-        for candidate in candidates {
-            let Some(found) = candidate() else {
+        for from_copy in [false, true] {
+            let found = if from_copy {
+                match local(SEAL_RECORD_NAME) {
+                    Ok(b) => Some(b),
+                    Err((why, _)) => {
+                        if why.starts_with(TOO_LARGE) {
+                            self.seal_reject(
+                                Reject::new(
+                                    RejectCode::SealInconsistent,
+                                    format!("{SEAL_RECORD_NAME} is {why}"),
+                                )
+                                .at_path(SEAL_RECORD_NAME.into()),
+                            );
+                        }
+                        None
+                    }
+                }
+            } else {
+                from_original()
+            };
+            let Some(found) = found else {
                 continue;
             };
             if Digest::of(&found) == entry.digest {

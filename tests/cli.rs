@@ -854,7 +854,7 @@ fn selftest_runs_anywhere() {
         .assert()
         .success();
     let out = String::from_utf8(assert.get_output().stdout.clone()).unwrap();
-    assert!(out.contains("24/24 fail closed"), "{out}");
+    assert!(out.contains("26/26 fail closed"), "{out}");
     assert!(out.ends_with("SELFTEST PASS\n"), "{out}");
     assert_eq!(
         fs::read_dir(tmp.path()).unwrap().count(),
