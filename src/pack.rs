@@ -328,6 +328,7 @@ pub fn pack(packet: &Path, out: &Path, opts: &PackOptions) -> io::Result<PackRep
         }
         return Err(e.error);
     }
+    crate::staging::sync_dir(&parent)?;
     report.files = files;
     report.bytes = bytes;
     report.archive_sha256 = Some(digest.to_hex());

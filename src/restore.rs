@@ -275,6 +275,7 @@ pub fn restore(copy: &Path, out: &Path, opts: &VerifyOptions) -> io::Result<Rest
         let _ = fs::remove_dir_all(&kept);
         return Err(e);
     }
+    crate::staging::sync_dir(&parent)?;
     if refused == 0 {
         report.verdict = Verdict::Pass;
     }

@@ -144,6 +144,7 @@ pub fn unpack(archive: &Path, out: &Path, opts: &UnpackOptions) -> io::Result<Un
         }
         return Err(e);
     }
+    staging::sync_dir(&parent)?;
     report.report = on_disk;
     report.verdict = Verdict::Pass;
     Ok(report)

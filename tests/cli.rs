@@ -864,7 +864,7 @@ fn selftest_runs_anywhere() {
     let json = packet().args(["--selftest", "--json"]).output().unwrap();
     let report: Value = serde_json::from_slice(&json.stdout).unwrap();
     assert_eq!(report["control_accepted"], true);
-    assert_eq!(report["probes"].as_array().unwrap().len(), 24);
+    assert_eq!(report["probes"].as_array().unwrap().len(), 26);
 }
 
 #[test]
