@@ -115,12 +115,15 @@ impl SchemaScan {
                 seam[seam.len().saturating_sub(seam_len)..].to_vec()
             };
         }
-        for (i, &b) in chunk.iter().enumerate() {
+        let mut i = 0;
+        while i < chunk.len() {
+            let b = chunk[i];
             if self.start == 0 {
+                i += 1;
                 match b {
                     b' ' | b'\t' | b'\n' | b'\r' => continue,
                     // A UTF-8 BOM may precede the text.
-                    0xEF | 0xBB | 0xBF if i < 3 => continue,
+                    0xEF | 0xBB | 0xBF if i <= 3 => continue,
                     b'{' => {
                         self.start = 1;
                         self.depth = 1;
@@ -132,7 +135,28 @@ impl SchemaScan {
                     }
                 }
             }
-            self.step(b);
+            // Broken already: only a mention can still change the answer.
+            if self.unbalanced {
+                return;
+            }
+            // Skip, at memchr speed, what cannot change the state: the inside of a string not
+            // being captured, and anything but quotes and brackets below the top level.
+            if self.in_string && !self.escaped && self.capture.is_none() {
+                match memchr::memchr2(b'"', b'\\', &chunk[i..]) {
+                    Some(k) => i += k,
+                    None => return,
+                }
+            } else if !self.in_string && self.depth >= 2 {
+                match chunk[i..]
+                    .iter()
+                    .position(|&c| matches!(c, b'"' | b'{' | b'}' | b'[' | b']'))
+                {
+                    Some(k) => i += k,
+                    None => return,
+                }
+            }
+            self.step(chunk[i]);
+            i += 1;
             if self.claimed {
                 return;
             }
@@ -157,6 +181,13 @@ impl SchemaScan {
             return;
         }
         let top = self.depth == 1;
+        if self.depth == 0 {
+            // Past the end of the top-level object: anything but white space breaks it.
+            if !matches!(b, b' ' | b'\t' | b'\n' | b'\r') {
+                self.unbalanced = true;
+            }
+            return;
+        }
         match b {
             b' ' | b'\t' | b'\n' | b'\r' => {}
             b'"' => {

@@ -56,34 +56,30 @@ pub fn sweep(dir: &Path) -> Vec<Leftover> {
         let pid = name[kind.len()..]
             .split_once('-')
             .and_then(|(pid, _)| pid.parse::<u32>().ok());
-        let note = match pid {
-            Some(pid) if pid == std::process::id() || alive(pid) => {
-                out.push(Leftover {
-                    note: format!(
-                        "{} belongs to a running packet (pid {pid}); left alone",
-                        path.display()
-                    ),
-                    path,
-                    removed: false,
-                });
-                continue;
-            }
-            Some(pid) => format!(
-                "removed {}, left by an interrupted packet run (pid {pid}, no longer running)",
+        let left_alone = match pid {
+            Some(pid) if pid == std::process::id() || alive(pid) => Some(format!(
+                "{} belongs to a running packet (pid {pid}); left alone",
                 path.display()
-            ),
-            None => {
-                out.push(Leftover {
-                    note: format!(
-                        "{} looks like a temporary of an interrupted packet run of an older version; remove it",
-                        path.display()
-                    ),
-                    path,
-                    removed: false,
-                });
-                continue;
-            }
+            )),
+            Some(_) => None,
+            None => Some(format!(
+                "{} looks like a temporary of an interrupted packet run of an older version; remove it",
+                path.display()
+            )),
         };
+        if let Some(note) = left_alone {
+            out.push(Leftover {
+                path,
+                removed: false,
+                note,
+            });
+            continue;
+        }
+        let note = format!(
+            "removed {}, left by an interrupted packet run (pid {}, no longer running)",
+            path.display(),
+            pid.unwrap_or_default()
+        );
         let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
         let gone = if is_dir {
             fs::remove_dir_all(&path)
@@ -139,21 +135,9 @@ pub fn parent_of(path: &Path) -> PathBuf {
 pub fn exchange(a: &Path, b: &Path) -> io::Result<()> {
     #[cfg(target_os = "linux")]
     {
-        let (a, b) = (c_path(a)?, c_path(b)?);
-        // SAFETY: both are valid NUL-terminated paths that outlive the call.
-        let rc = unsafe {
-            libc::renameat2(
-                libc::AT_FDCWD,
-                a.as_ptr(),
-                libc::AT_FDCWD,
-                b.as_ptr(),
-                libc::RENAME_EXCHANGE,
-            )
-        };
-        if rc == 0 {
+        let Err(e) = renameat2(a, b, libc::RENAME_EXCHANGE) else {
             return Ok(());
-        }
-        let e = io::Error::last_os_error();
+        };
         if matches!(e.raw_os_error(), Some(libc::EINVAL) | Some(libc::ENOSYS)) {
             return Err(io::Error::new(
                 io::ErrorKind::Unsupported,
@@ -169,6 +153,27 @@ pub fn exchange(a: &Path, b: &Path) -> io::Result<()> {
             io::ErrorKind::Unsupported,
             "atomic directory exchange needs Linux renameat2",
         ))
+    }
+}
+
+/// `renameat2(2)` with `flags`, both paths relative to the working directory.
+#[cfg(target_os = "linux")]
+fn renameat2(from: &Path, to: &Path, flags: libc::c_uint) -> io::Result<()> {
+    let (f, t) = (c_path(from)?, c_path(to)?);
+    // SAFETY: both are valid NUL-terminated paths that outlive the call.
+    let rc = unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            f.as_ptr(),
+            libc::AT_FDCWD,
+            t.as_ptr(),
+            flags,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
     }
 }
 
@@ -215,25 +220,12 @@ pub fn crash_point(point: &str) {
 /// it, a check just before a plain rename).
 pub fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
     #[cfg(target_os = "linux")]
-    {
-        let (f, t) = (c_path(from)?, c_path(to)?);
-        // SAFETY: both are valid NUL-terminated paths that outlive the call.
-        let rc = unsafe {
-            libc::renameat2(
-                libc::AT_FDCWD,
-                f.as_ptr(),
-                libc::AT_FDCWD,
-                t.as_ptr(),
-                libc::RENAME_NOREPLACE,
-            )
-        };
-        if rc == 0 {
-            return Ok(());
-        }
-        let e = io::Error::last_os_error();
+    if let Err(e) = renameat2(from, to, libc::RENAME_NOREPLACE) {
         if !matches!(e.raw_os_error(), Some(libc::EINVAL) | Some(libc::ENOSYS)) {
             return Err(e);
         }
+    } else {
+        return Ok(());
     }
     if fs::symlink_metadata(to).is_ok() {
         return Err(io::Error::new(

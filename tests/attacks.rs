@@ -355,28 +355,26 @@ fn peak_child_rss_mib() -> u64 {
     usage.ru_maxrss as u64 / 1024
 }
 
-#[test]
-fn sparse_2gib_manifest_is_refused_unread() {
+/// A seal file replaced by a 2 GiB sparse one: refused unread with `code`, in bounded memory.
+fn sparse_2gib_seal_file_is_refused(name: &str, code: &str) {
     let (tmp, pkt) = sealed();
-    fs::File::create(pkt.join(MANIFEST_NAME))
+    fs::File::create(pkt.join(name))
         .unwrap()
         .set_len(2 << 30)
         .unwrap();
-    let out = fails_closed(tmp.path(), &args(&[&"verify", &pkt]), "MANIFEST_MALFORMED");
+    let out = fails_closed(tmp.path(), &args(&[&"verify", &pkt]), code);
     assert!(out.contains("refused unread"), "{out}");
     assert!(peak_child_rss_mib() < 256, "{} MiB", peak_child_rss_mib());
 }
 
 #[test]
+fn sparse_2gib_manifest_is_refused_unread() {
+    sparse_2gib_seal_file_is_refused(MANIFEST_NAME, "MANIFEST_MALFORMED");
+}
+
+#[test]
 fn sparse_2gib_seal_record_is_refused_unread() {
-    let (tmp, pkt) = sealed();
-    fs::File::create(pkt.join("SEAL.json"))
-        .unwrap()
-        .set_len(2 << 30)
-        .unwrap();
-    let out = fails_closed(tmp.path(), &args(&[&"verify", &pkt]), "SEAL_INCONSISTENT");
-    assert!(out.contains("refused unread"), "{out}");
-    assert!(peak_child_rss_mib() < 256, "{} MiB", peak_child_rss_mib());
+    sparse_2gib_seal_file_is_refused("SEAL.json", "SEAL_INCONSISTENT");
 }
 
 #[test]
