@@ -3,7 +3,8 @@
 # DEST/<name> must not exist yet: packet build never overwrites.
 #   reference-docs             the documents of ../shared/reference, byte for byte
 #   sqlite-rollback-rehearsal  a real rollback rehearsal on a throwaway SQLite database:
-#                              the script, its log, its rollback evidence and its RERUN.sh
+#                              the script, its log, its rollback evidence and its RERUN.sh,
+#                              rebuilt by running the script sealed in packets/ again
 # Environment: PACKET (the binary; default target/release/packet), REFERENCE (default
 # ../shared/reference). Needs python3 with sqlite3.
 set -euo pipefail
@@ -19,9 +20,17 @@ else
   echo "make-packets: $reference not found; reference-docs not built" >&2
 fi
 
+# The rehearsal script and its RERUN.sh have one source of truth: the sealed copies in the
+# committed packet (verified first, so a changed script is refused rather than rebuilt from).
+# Rebuilding runs the script again and must reproduce its log and evidence byte for byte.
+committed=$root/packets/sqlite-rollback-rehearsal
+"$packet" verify "$committed" --quiet >/dev/null || {
+  echo "make-packets: $committed does not verify; not rebuilding from it" >&2
+  exit 1
+}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-cp "$root/rehearsal/sqlite_rollback_rehearsal.py" "$root/rehearsal/RERUN.sh" "$work/"
+cp -p "$committed/sqlite_rollback_rehearsal.py" "$committed/RERUN.sh" "$work/"
 python3 "$work/sqlite_rollback_rehearsal.py" "$work" > "$work/rehearsal.log"
 "$packet" build "$dest/sqlite-rollback-rehearsal" \
   "$work/sqlite_rollback_rehearsal.py" "$work/rehearsal.log" "$work/rollback-evidence.json" "$work/RERUN.sh"
