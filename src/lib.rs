@@ -7,27 +7,27 @@
 //! people pin). [`seal::build`] makes one, [`verify::verify`] re-checks it and names the cause
 //! of any drift, [`rollback`] rejects rollback evidence that proves nothing, and [`selftest`]
 //! proves every reject still fires.
+//!
+//! The modules are grouped by concept, and data flows one way through them:
+//! [`reject`] (the codes and what a reject carries) → [`seal`] (digest, manifest, walk, seal
+//! record, sealing) → [`verify`] (re-checking, and its report) → [`drift`] (naming the cause)
+//! → the commands built on top ([`archive`], [`restore`], [`rollback`], [`selftest`]).
+//! [`state`] is reserved for database state proofs. The re-exports below keep every module
+//! reachable by its short path (`packet::digest`, `packet::report`, ...).
 
 pub mod archive;
-pub mod digest;
 pub mod drift;
-pub mod json;
-pub mod manifest;
-pub mod pack;
 pub mod parallel;
-pub mod pin;
-pub mod profile;
 pub mod reject;
-pub mod report;
 pub mod restore;
 pub mod rollback;
 pub mod seal;
 pub mod selftest;
-pub mod staging;
-pub mod strict;
-pub mod unpack;
+pub mod state;
 pub mod verify;
-pub mod walk;
 
-pub use reject::{Error, RejectCode};
-pub use report::{Reject, Report, Verdict};
+pub use archive::{pack, unpack};
+pub use reject::{Error, Reject, RejectCode};
+pub use seal::{digest, json, manifest, pin, profile, staging, strict, walk};
+pub use verify::report;
+pub use verify::report::{Report, Verdict};

@@ -363,7 +363,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 jobs,
             };
             let report = if std::fs::metadata(&packet).is_ok_and(|m| m.is_file()) {
-                verify::check_archive(&packet, &opts, &limits.limits(), None)?
+                archive::check_archive(&packet, &opts, &limits.limits(), None)?
             } else {
                 verify::verify(&packet, &opts)
             };

@@ -1,9 +1,13 @@
 //! Reject codes: the stable, documented names of every way a packet, a build input or a piece
 //! of rollback evidence can fail. Each code is defined here once; its detection lives in the
 //! module named for its concept (manifest, seal, verify, drift, rollback) and its test beside it.
+//!
+//! Also the data every stage hands on: a [`Reject`] (code, where, why) with the drift
+//! [`Diagnosis`] it may carry, and how user-controlled names are printed. This module depends
+//! on no other of the crate, so every stage can use it and no import circle runs through it.
 
 use serde::{Deserialize, Serialize};
-use std::fmt;
+use std::fmt::{self, Write as _};
 
 /// Every reject code `packet` emits. The serialized name (SCREAMING_SNAKE_CASE, as printed) is
 /// stable: scripts and CI gates match on it. New codes may be added; existing ones never change
@@ -249,12 +253,186 @@ impl fmt::Display for RejectCode {
     }
 }
 
+/// One problem found: a reject code, where it was found and why.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reject {
+    /// The stable reject code.
+    pub code: RejectCode,
+    /// The packet-relative path (or `HASH_MANIFEST.txt:<line>`) the reject is about, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// The rollback entry id the reject is about (`#<index>` when the entry has no usable id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entry: Option<String>,
+    /// A sentence saying what was expected and what was found.
+    pub message: String,
+    /// For a file whose bytes drifted: the diagnosed causes and how well they are proven.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub diagnosis: Option<Diagnosis>,
+}
+
+impl Reject {
+    /// A reject with a code and message, not yet tied to a path or entry.
+    pub fn new(code: RejectCode, message: String) -> Reject {
+        Reject {
+            code,
+            path: None,
+            entry: None,
+            message,
+            diagnosis: None,
+        }
+    }
+
+    /// Ties the reject to a packet-relative path.
+    pub fn at_path(mut self, path: String) -> Reject {
+        self.path = Some(path);
+        self
+    }
+
+    /// Ties the reject to a rollback entry id.
+    pub fn at_entry(mut self, entry: String) -> Reject {
+        self.entry = Some(entry);
+        self
+    }
+
+    /// The code as printed: `CODE`, or `CODE:<entry>` for rollback entries.
+    pub fn code_token(&self) -> String {
+        match &self.entry {
+            Some(e) => format!("{}:{}", self.code, shown(e)),
+            None => self.code.to_string(),
+        }
+    }
+
+    /// The text line `REJECT <CODE> <path or entry>: <message>`, followed by one indented line
+    /// per diagnosed drift cause.
+    pub fn render(&self) -> String {
+        let mut out = format!("REJECT {}", self.code_token());
+        if let Some(p) = &self.path {
+            let _ = write!(out, " {}", shown(p));
+        }
+        let _ = write!(out, ": {}", shown(&self.message));
+        if let Some(d) = &self.diagnosis {
+            out.push('\n');
+            out.push_str(&d.render("  "));
+        }
+        out
+    }
+}
+
+/// How well a diagnosis is proven.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Proof {
+    /// Undoing the causes on the current bytes reproduces the sealed SHA-256 exactly.
+    Proven,
+    /// The sealed normalized-text digest equals the current one: same text up to the named
+    /// cosmetic causes, exact bytes not rebuildable.
+    Consistent,
+    /// The text itself changed; no cosmetic cause explains it.
+    ContentChanged,
+    /// Diagnosis was not attempted (file too large, binary, or no seal profile to compare).
+    NotTried,
+}
+
+impl Proof {
+    /// The level as printed: `proven`, `consistent`, `content changed`, `not tried`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Proof::Proven => "proven",
+            Proof::Consistent => "consistent",
+            Proof::ContentChanged => "content changed",
+            Proof::NotTried => "not tried",
+        }
+    }
+}
+
+/// One diagnosed cause of drift.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cause {
+    /// A `DRIFT_*` code.
+    pub code: RejectCode,
+    /// What moved, e.g. `line ends LF -> CRLF`.
+    pub detail: String,
+}
+
+/// The diagnosis of one mismatched file.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Diagnosis {
+    /// How well the causes are proven.
+    pub proof: Proof,
+    /// The causes (empty for `content-changed` and `not-tried`).
+    pub causes: Vec<Cause>,
+    /// One sentence for people.
+    pub summary: String,
+}
+
+impl Diagnosis {
+    /// A diagnosis from its parts.
+    pub fn new(proof: Proof, causes: Vec<Cause>, summary: String) -> Diagnosis {
+        Diagnosis {
+            proof,
+            causes,
+            summary,
+        }
+    }
+
+    /// Codes of the causes, in order.
+    pub fn codes(&self) -> Vec<RejectCode> {
+        self.causes.iter().map(|c| c.code).collect()
+    }
+
+    /// Text lines, each prefixed with `indent`: `diagnosis: <proof>: <summary>` then one
+    /// `<CODE>: <detail>` per cause.
+    pub fn render(&self, indent: &str) -> String {
+        let mut out = format!(
+            "{indent}diagnosis ({}): {}",
+            self.proof.label(),
+            self.summary
+        );
+        for c in &self.causes {
+            let _ = write!(out, "\n{indent}  {}: {}", c.code, c.detail);
+        }
+        out
+    }
+}
+
+/// A user-controlled string (a path, an entry id) as printed: control characters escaped
+/// (`\n`, `\u{1b}`), so a name cannot start a line of its own, and the Unicode bidirectional
+/// controls too (`\u{202e}`), so a name cannot make a line read in another order than it says
+/// (the "Trojan Source" characters of CVE-2021-42574, listed in [`is_bidi_control`]), and the
+/// line and paragraph separators U+2028 and U+2029.
+pub fn shown(s: &str) -> String {
+    // U+2028/2029 break lines where a terminal or viewer honours them.
+    let as_unicode = |c: char| is_bidi_control(c) || matches!(c, '\u{2028}' | '\u{2029}');
+    let hidden = |c: char| c.is_control() || as_unicode(c);
+    if !s.chars().any(hidden) {
+        return s.to_string();
+    }
+    s.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else if as_unicode(c) {
+                c.escape_unicode().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
+/// The characters that reorder displayed text (Unicode Standard Annex #9): the embeddings and
+/// overrides U+202A–U+202E, the isolates U+2066–U+2069, and the marks U+200E, U+200F, U+061C.
+pub fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' | '\u{061C}')
+}
+
 /// Why a command that writes (`build`, `seal`) did not finish. Nothing was left half-written.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The input was refused; every problem found is listed.
     #[error("refused with {} rejects", .0.len())]
-    Rejected(Vec<crate::report::Reject>),
+    Rejected(Vec<Reject>),
     /// The filesystem failed under us (disk full, permissions on the output).
     #[error("{context}: {source}")]
     Io {

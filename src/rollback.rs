@@ -8,8 +8,8 @@
 //! Hashes are digests of the state the rollback protects (for a database, a logical state
 //! digest); hex digits may be of either case and are compared case-insensitively.
 
+use crate::reject::Reject;
 use crate::reject::RejectCode;
-use crate::report::Reject;
 use serde_json::Value;
 use std::collections::BTreeSet;
 

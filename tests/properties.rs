@@ -103,12 +103,13 @@ proptest! {
 mod archives {
     use super::{tree, write_tree};
     use packet::RejectCode;
+    use packet::archive::check_archive;
     use packet::archive::{Compression, Limits};
     use packet::drift::fold_name;
     use packet::pack::{PackOptions, pack};
     use packet::seal::{SealOptions, seal_dir};
     use packet::unpack::{UnpackOptions, unpack};
-    use packet::verify::{VerifyOptions, check_archive, verify};
+    use packet::verify::{VerifyOptions, verify};
     use proptest::prelude::*;
     use std::collections::BTreeSet;
     use std::fs;

@@ -10,8 +10,8 @@
 
 use crate::drift::fold_name;
 use crate::manifest::{MANIFEST_NAME, TREE_NAME, check_path};
+use crate::reject::Reject;
 use crate::reject::RejectCode;
-use crate::report::Reject;
 use crate::seal::SEAL_RECORD_NAME;
 use std::cell::Cell;
 use std::collections::HashMap;

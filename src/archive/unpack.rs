@@ -121,7 +121,7 @@ pub fn unpack(archive: &Path, out: &Path, opts: &UnpackOptions) -> io::Result<Un
         ))
         .tempdir_in(&parent)?;
     let streamed =
-        verify::check_archive(archive, &opts.verify, &opts.limits, Some(staging.path()))?;
+        crate::archive::check_archive(archive, &opts.verify, &opts.limits, Some(staging.path()))?;
     if !streamed.passed() {
         report.report = streamed;
         return Ok(report);

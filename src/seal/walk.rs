@@ -3,8 +3,8 @@
 //! UTF-8 or not safe (see [`crate::manifest::check_path`]) become `PATH_REJECTED`.
 
 use crate::manifest::check_path;
+use crate::reject::Reject;
 use crate::reject::RejectCode;
-use crate::report::Reject;
 use std::path::Path;
 
 /// A regular file found by [`scan`].

@@ -1,159 +1,22 @@
-//! Sealing: the seal record (`SEAL.json`, schema `packet.seal/1`), sealing a directory as it
-//! stands, and `build`, which copies sources into a packet and seals it.
+//! Sealing: sealing a directory as it stands, and `build`, which copies sources into a packet
+//! and seals it.
 //!
-//! Writes are all-or-nothing: a new packet is assembled in a temporary directory beside its
-//! destination and renamed into place; files copied into an existing directory are removed
-//! again if anything fails; seal files are written under temporary names and renamed.
+//! Writes are all-or-nothing: a packet is assembled in a temporary directory beside its
+//! destination, sealed, and renamed into place (or exchanged with the packet it reseals).
+//! Seal files are written under temporary names and renamed.
 
+use super::record::{FileRecord, RESERVED_NAMES, SEAL_RECORD_NAME, SEAL_SCHEMA, SealRecord};
 use crate::digest::{self, Digest};
 use crate::manifest::{self, Entry, MANIFEST_NAME, Manifest, TREE_NAME};
 use crate::parallel::{Jobs, Runner};
 use crate::profile::{PROFILE_LIMIT, Profile};
-use crate::reject::{Error, RejectCode};
-use crate::report::Reject;
+use crate::reject::{Error, Reject, RejectCode};
 use crate::walk;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use std::collections::BTreeSet;
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-
-/// File name of the seal record at the packet root. It is itself a sealed payload file, so the
-/// tree hash covers it.
-pub const SEAL_RECORD_NAME: &str = "SEAL.json";
-/// Largest `SEAL.json` read, in bytes (64 MiB: about 200,000 text files with their profiles,
-/// or 800,000 binary ones). A larger one is refused unread (`SEAL_INCONSISTENT`).
-pub const SEAL_RECORD_LIMIT: u64 = 64 * 1024 * 1024;
-/// Schema name of the seal record.
-pub const SEAL_SCHEMA: &str = "packet.seal/1";
-/// The names `packet` writes at a packet root; sources may not use them.
-pub const RESERVED_NAMES: [&str; 3] = [MANIFEST_NAME, TREE_NAME, SEAL_RECORD_NAME];
-
-/// What the seal record holds for one sealed file (every payload file but the record itself).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FileRecord {
-    /// Path relative to the packet root, as in the manifest.
-    pub path: String,
-    /// Length in bytes.
-    pub bytes: u64,
-    /// Text profile; absent for files above [`PROFILE_LIMIT`].
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub profile: Option<Profile>,
-}
-
-/// The seal record: `{"schema": "packet.seal/1", "files": [FileRecord, ...]}`, files sorted
-/// by path bytes. Reading refuses members it does not know: a later format that records
-/// more takes a new schema name.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SealRecord {
-    /// Always [`SEAL_SCHEMA`].
-    pub schema: String,
-    /// One record per sealed file except `SEAL.json` itself.
-    pub files: Vec<FileRecord>,
-}
-
-impl SealRecord {
-    /// The exact bytes written: a header, one compact JSON object per line (so diffs of a
-    /// packet's record stay readable), and a final newline. Deterministic.
-    pub fn render(&self) -> Vec<u8> {
-        let out = format!(
-            "{{\"schema\":{},\"files\":[",
-            serde_json::to_string(&self.schema).expect("string")
-        );
-        let mut out = out.into_bytes();
-        out.reserve(self.files.len() * 96);
-        for (i, f) in self.files.iter().enumerate() {
-            out.extend_from_slice(if i == 0 { b"\n" } else { b",\n" });
-            serde_json::to_writer(&mut out, f).expect("record serializes");
-        }
-        out.extend_from_slice(b"\n]}\n");
-        out
-    }
-}
-
-/// A seal record read for verification: every file's path and length, with its profile kept
-/// as raw JSON and parsed only for a file that needs diagnosis (parsing 100,000 profiles up
-/// front would cost more than hashing the files). Files are sorted by path for lookup.
-#[derive(Debug)]
-pub struct Records {
-    files: Vec<LazyFile>,
-}
-
-/// One file of a [`Records`]. A member other than these three is refused: the record is our
-/// own format, and a member no reader checks is a place to hide anything.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LazyFile {
-    /// Path relative to the packet root.
-    pub path: String,
-    /// Sealed length in bytes.
-    pub bytes: u64,
-    #[serde(default)]
-    profile: Option<Box<serde_json::value::RawValue>>,
-}
-
-impl LazyFile {
-    /// The sealed profile, parsed now; `None` when absent or unreadable (diagnosis then
-    /// proceeds as for a packet without profiles).
-    pub fn profile(&self) -> Option<Profile> {
-        serde_json::from_str(self.profile.as_ref()?.get()).ok()
-    }
-}
-
-impl Records {
-    /// Parses a seal record's paths and lengths; an error names what is wrong: not JSON, a
-    /// member the format does not define (at the top or in a file's record), a member given
-    /// twice, nesting deeper than [`crate::strict::MAX_DEPTH`], an unknown schema, or one
-    /// path recorded twice.
-    pub fn parse(bytes: &[u8]) -> Result<Records, String> {
-        // Skipped values (a profile is kept raw) are not depth-checked by the parser.
-        let depth = crate::strict::max_depth(bytes);
-        if depth > crate::strict::MAX_DEPTH {
-            return Err(format!(
-                "nested {depth} levels deep, above the limit of {}",
-                crate::strict::MAX_DEPTH
-            ));
-        }
-        #[derive(Deserialize)]
-        #[serde(deny_unknown_fields)]
-        struct Lazy {
-            schema: String,
-            files: Vec<LazyFile>,
-        }
-        let lazy: Lazy =
-            serde_json::from_slice(bytes).map_err(|e| format!("not a seal record: {e}"))?;
-        if lazy.schema != SEAL_SCHEMA {
-            return Err(format!(
-                "unknown seal schema {:?} (this packet knows {SEAL_SCHEMA:?})",
-                lazy.schema
-            ));
-        }
-        let mut files = lazy.files;
-        files.sort_by(|a, b| a.path.as_bytes().cmp(b.path.as_bytes()));
-        // One path, one record: with two, which length counts would depend on the reader.
-        if let Some(pair) = files.windows(2).find(|w| w[0].path == w[1].path) {
-            return Err(format!(
-                "{:?} is recorded twice ({} and {} bytes): one path, one record",
-                pair[0].path, pair[0].bytes, pair[1].bytes
-            ));
-        }
-        Ok(Records { files })
-    }
-
-    /// The record of `path`.
-    pub fn get(&self, path: &str) -> Option<&LazyFile> {
-        let i = self
-            .files
-            .binary_search_by(|f| f.path.as_bytes().cmp(path.as_bytes()))
-            .ok()?;
-        Some(&self.files[i])
-    }
-
-    /// Every recorded path, sorted.
-    pub fn paths(&self) -> impl Iterator<Item = &str> {
-        self.files.iter().map(|f| f.path.as_str())
-    }
-}
 
 /// Options for sealing.
 #[derive(Clone, Copy, Debug, Default)]
@@ -763,41 +626,6 @@ pub fn build(out: &Path, sources: &[PathBuf], opts: SealOptions) -> Result<Seale
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn record_renders_one_file_per_line_and_parses_back() {
-        let record = SealRecord {
-            schema: SEAL_SCHEMA.into(),
-            files: vec![
-                FileRecord {
-                    path: "a.txt".into(),
-                    bytes: 3,
-                    profile: Some(Profile::of("a—\n".as_bytes())),
-                },
-                FileRecord {
-                    path: "b.bin".into(),
-                    bytes: 2,
-                    profile: Some(Profile::Binary),
-                },
-            ],
-        };
-        let bytes = record.render();
-        let text = String::from_utf8(bytes.clone()).unwrap();
-        assert_eq!(text.lines().count(), 4, "{text}");
-        assert!(
-            text.contains(r#"{"path":"b.bin","bytes":2,"profile":{"encoding":"binary"}}"#),
-            "{text}"
-        );
-        let back: SealRecord = serde_json::from_slice(&bytes).unwrap();
-        assert_eq!(back, record);
-        let lazy = Records::parse(&bytes).unwrap();
-        assert_eq!(lazy.get("b.bin").map(|f| f.bytes), Some(2));
-        assert_eq!(
-            lazy.get("a.txt").and_then(|f| f.profile()),
-            record.files[0].profile
-        );
-        assert!(Records::parse(br#"{"schema":"packet.seal/9","files":[]}"#).is_err());
-    }
 
     #[test]
     fn seal_is_deterministic_and_refuses_reseal() {

@@ -658,9 +658,9 @@ mod tests {
     #[test]
     fn streaming_norm_matches_the_reference_on_real_documents() {
         for doc in [
-            include_str!("../selftest/reference/001_d6b50f88b93da72f.txt"),
-            include_str!("../selftest/notes.md"),
-            include_str!("../selftest/evidence.json"),
+            include_str!("../../selftest/reference/001_d6b50f88b93da72f.txt"),
+            include_str!("../../selftest/notes.md"),
+            include_str!("../../selftest/evidence.json"),
         ] {
             for variant in [
                 doc.to_string(),

@@ -2,79 +2,13 @@
 //! `packet.verify-report/1`) and rendered as text second. A failing report never renders the
 //! `PASS` token.
 
-use crate::drift::Diagnosis;
-use crate::reject::RejectCode;
+use crate::reject::{Diagnosis, RejectCode};
+pub use crate::reject::{Reject, is_bidi_control, shown};
 use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
 
 /// Schema name written in every JSON report.
 pub const REPORT_SCHEMA: &str = "packet.verify-report/1";
-
-/// One problem found: a reject code, where it was found and why.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Reject {
-    /// The stable reject code.
-    pub code: RejectCode,
-    /// The packet-relative path (or `HASH_MANIFEST.txt:<line>`) the reject is about, if any.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub path: Option<String>,
-    /// The rollback entry id the reject is about (`#<index>` when the entry has no usable id).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub entry: Option<String>,
-    /// A sentence saying what was expected and what was found.
-    pub message: String,
-    /// For a file whose bytes drifted: the diagnosed causes and how well they are proven.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub diagnosis: Option<Diagnosis>,
-}
-
-impl Reject {
-    /// A reject with a code and message, not yet tied to a path or entry.
-    pub fn new(code: RejectCode, message: String) -> Reject {
-        Reject {
-            code,
-            path: None,
-            entry: None,
-            message,
-            diagnosis: None,
-        }
-    }
-
-    /// Ties the reject to a packet-relative path.
-    pub fn at_path(mut self, path: String) -> Reject {
-        self.path = Some(path);
-        self
-    }
-
-    /// Ties the reject to a rollback entry id.
-    pub fn at_entry(mut self, entry: String) -> Reject {
-        self.entry = Some(entry);
-        self
-    }
-
-    /// The code as printed: `CODE`, or `CODE:<entry>` for rollback entries.
-    pub fn code_token(&self) -> String {
-        match &self.entry {
-            Some(e) => format!("{}:{}", self.code, shown(e)),
-            None => self.code.to_string(),
-        }
-    }
-
-    /// The text line `REJECT <CODE> <path or entry>: <message>`, followed by one indented line
-    /// per diagnosed drift cause.
-    pub fn render(&self) -> String {
-        let mut out = format!("REJECT {}", self.code_token());
-        if let Some(p) = &self.path {
-            let _ = write!(out, " {}", shown(p));
-        }
-        let _ = write!(out, ": {}", shown(&self.message));
-        if let Some(d) = &self.diagnosis {
-            out.push('\n');
-            out.push_str(&d.render("  "));
-        }
-        out
-    }
-}
 
 /// One sealed file's outcome, listed when a copy is checked against its original.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -88,7 +22,7 @@ pub struct FileLine {
     pub found_as: Option<String>,
     /// For drifted files: how well the diagnosis is proven.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub proof: Option<crate::drift::Proof>,
+    pub proof: Option<crate::reject::Proof>,
     /// For drifted files: the `DRIFT_*` causes.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub causes: Vec<RejectCode>,
@@ -316,37 +250,6 @@ impl Outcome for Report {
 pub fn json_document<T: Serialize>(value: &T, passed: bool) -> String {
     let s = serde_json::to_string_pretty(value).expect("reports serialize") + "\n";
     if passed { s } else { mask_pass(&s, true) }
-}
-
-/// A user-controlled string (a path, an entry id) as printed: control characters escaped
-/// (`\n`, `\u{1b}`), so a name cannot start a line of its own, and the Unicode bidirectional
-/// controls too (`\u{202e}`), so a name cannot make a line read in another order than it says
-/// (the "Trojan Source" characters of CVE-2021-42574, listed in [`is_bidi_control`]), and the
-/// line and paragraph separators U+2028 and U+2029.
-pub fn shown(s: &str) -> String {
-    // U+2028/2029 break lines where a terminal or viewer honours them.
-    let as_unicode = |c: char| is_bidi_control(c) || matches!(c, '\u{2028}' | '\u{2029}');
-    let hidden = |c: char| c.is_control() || as_unicode(c);
-    if !s.chars().any(hidden) {
-        return s.to_string();
-    }
-    s.chars()
-        .map(|c| {
-            if c.is_control() {
-                c.escape_default().to_string()
-            } else if as_unicode(c) {
-                c.escape_unicode().to_string()
-            } else {
-                c.to_string()
-            }
-        })
-        .collect()
-}
-
-/// The characters that reorder displayed text (Unicode Standard Annex #9): the embeddings and
-/// overrides U+202A–U+202E, the isolates U+2066–U+2069, and the marks U+200E, U+200F, U+061C.
-pub fn is_bidi_control(c: char) -> bool {
-    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' | '\u{061C}')
 }
 
 /// True when `text` holds `PASS` as a whole word (not inside `PASSWORD`).

@@ -10,8 +10,8 @@
 //! so `sha256sum -c packet_tree.sha256` passes too. Its digest is the packet's tree hash.
 
 use crate::digest::Digest;
+use crate::reject::Reject;
 use crate::reject::RejectCode;
-use crate::report::Reject;
 
 /// File name of the manifest at the packet root.
 pub const MANIFEST_NAME: &str = "HASH_MANIFEST.txt";

@@ -20,39 +20,42 @@ use std::path::Path;
 pub const FIXTURES: &[(&str, &[u8])] = &[
     (
         "reference/000_f85dc3b6917de17c.txt",
-        include_bytes!("../selftest/reference/000_f85dc3b6917de17c.txt"),
+        include_bytes!("../../selftest/reference/000_f85dc3b6917de17c.txt"),
     ),
     (
         "reference/001_d6b50f88b93da72f.txt",
-        include_bytes!("../selftest/reference/001_d6b50f88b93da72f.txt"),
+        include_bytes!("../../selftest/reference/001_d6b50f88b93da72f.txt"),
     ),
     (
         "reference/002_84a12d58117f6bdd.txt",
-        include_bytes!("../selftest/reference/002_84a12d58117f6bdd.txt"),
+        include_bytes!("../../selftest/reference/002_84a12d58117f6bdd.txt"),
     ),
     (
         "reference/003_83ffdc72bb4c3f5d.txt",
-        include_bytes!("../selftest/reference/003_83ffdc72bb4c3f5d.txt"),
+        include_bytes!("../../selftest/reference/003_83ffdc72bb4c3f5d.txt"),
     ),
     (
         "reference/004_6716453379d1069e.txt",
-        include_bytes!("../selftest/reference/004_6716453379d1069e.txt"),
+        include_bytes!("../../selftest/reference/004_6716453379d1069e.txt"),
     ),
-    ("evidence.json", include_bytes!("../selftest/evidence.json")),
-    ("notes.md", include_bytes!("../selftest/notes.md")),
+    (
+        "evidence.json",
+        include_bytes!("../../selftest/evidence.json"),
+    ),
+    ("notes.md", include_bytes!("../../selftest/notes.md")),
     (
         "tiếng-việt.txt",
-        include_bytes!("../selftest/tiếng-việt.txt"),
+        include_bytes!("../../selftest/tiếng-việt.txt"),
     ),
     (
         "rollback-evidence.json",
-        include_bytes!("../selftest/rollback-evidence.json"),
+        include_bytes!("../../selftest/rollback-evidence.json"),
     ),
 ];
 
 /// The real SQLite rehearsal's evidence, from the committed packet.
 pub const SQLITE_EVIDENCE: &[u8] =
-    include_bytes!("../packets/sqlite-rollback-rehearsal/rollback-evidence.json");
+    include_bytes!("../../packets/sqlite-rollback-rehearsal/rollback-evidence.json");
 
 /// One probe's outcome.
 #[derive(Clone, Debug, Serialize)]
@@ -640,7 +643,7 @@ fn archive_probes(
         return Ok(Vec::new());
     }
     let limits = Limits::default();
-    let report = verify::check_archive(&control, &pinned, &limits, None)?;
+    let report = crate::archive::check_archive(&control, &pinned, &limits, None)?;
     if !report.passed() {
         problems.push(format!(
             "control archive rejected: {}",
@@ -675,7 +678,7 @@ fn archive_probes(
     }
     let path = arena.join("tampered.tar");
     fs::write(&path, tampered)?;
-    let report = verify::check_archive(&path, &VerifyOptions::default(), &limits, None)?;
+    let report = crate::archive::check_archive(&path, &VerifyOptions::default(), &limits, None)?;
     out.push(judge(
         "archive entry tampered",
         RejectCode::Sha256Mismatch,
@@ -698,7 +701,7 @@ fn archive_probes(
     traversal.extend_from_slice(&[0u8; 1024]);
     let path = arena.join("traversal.tar");
     fs::write(&path, traversal)?;
-    let report = verify::check_archive(&path, &VerifyOptions::default(), &limits, None)?;
+    let report = crate::archive::check_archive(&path, &VerifyOptions::default(), &limits, None)?;
     let mut probe = judge(
         "archive entry with a `..` path",
         RejectCode::ArchivePathUnsafe,

@@ -1,0 +1,243 @@
+//! Checking every sealed file against what a walk (or an archive) found: digests and lengths,
+//! drift diagnosis, renamed files, missing and unsealed ones, and the rollback evidence among
+//! them.
+
+use super::run::{Hashed, Run, Seal, Target, is_seal_file, mismatch};
+use super::{Against, FileResult, FileState};
+use crate::digest::{self};
+use crate::drift::{self, DIAGNOSE_LIMIT, pair_renamed};
+use crate::manifest::{self, Manifest};
+use crate::reject::{Reject, RejectCode};
+use crate::report::FileLine;
+use crate::seal::{Records, SEAL_RECORD_NAME};
+use crate::walk;
+use std::collections::BTreeSet;
+
+impl Run<'_> {
+    /// Checks every sealed file against what `scan` found. `hash` is phase 1: given the
+    /// manifest, the records and where each entry stands (its own path, or a drifted name),
+    /// it returns one outcome per entry (`None` where nothing stands in for it).
+    pub(crate) fn check_files(
+        &mut self,
+        seal: &Seal,
+        scan: walk::Scan,
+        keep_rebuilt: bool,
+        hash: impl FnOnce(
+            &Manifest,
+            Option<&Records>,
+            &[Option<Target<'_>>],
+        ) -> Vec<Option<std::io::Result<Hashed>>>,
+    ) -> Vec<FileResult> {
+        self.scan_rejected = scan.rejects.iter().filter_map(|r| r.path.clone()).collect();
+        for r in scan.rejects {
+            self.file_reject(r);
+        }
+        // The scan is sorted by path bytes: membership is a binary search.
+        let on_disk: Vec<&str> = scan.files.iter().map(|f| f.rel.as_str()).collect();
+        let is_on_disk = |p: &str| {
+            on_disk
+                .binary_search_by(|d| d.as_bytes().cmp(p.as_bytes()))
+                .is_ok()
+        };
+        let manifest = &seal.manifest;
+        let against_other = matches!(self.opts.against, Against::Packet(_) | Against::Manifest(_));
+
+        // Sealed names missing on disk, paired with unsealed names equal to them up to
+        // Unicode normalization or case: one renamed file, not a missing plus an extra one.
+        let missing: Vec<&str> = manifest
+            .entries
+            .iter()
+            .map(|e| e.path.as_str())
+            .filter(|p| !is_on_disk(p))
+            .collect();
+        let extra: Vec<&str> = on_disk
+            .iter()
+            .copied()
+            .filter(|p| !manifest.contains(p) && !is_seal_file(p))
+            .collect();
+        let renamed = pair_renamed(&missing, &extra);
+
+        let targets: Vec<Option<Target>> = manifest
+            .entries
+            .iter()
+            .map(|entry| {
+                if is_on_disk(&entry.path) {
+                    Some((entry.path.as_str(), None))
+                } else {
+                    renamed
+                        .get(entry.path.as_str())
+                        .map(|(other, how)| (*other, Some((*other, *how))))
+                }
+            })
+            .collect();
+
+        // Phase 1: hash every file found (the caller knows where bytes come from).
+        let records = seal.records.as_ref();
+        let outcomes = hash(manifest, records, &targets);
+
+        // Phase 2, in manifest order: rejects, counts and results.
+        let mut results = Vec::with_capacity(if keep_rebuilt {
+            manifest.entries.len()
+        } else {
+            0
+        });
+        for ((entry, target), outcome) in manifest.entries.iter().zip(&targets).zip(outcomes) {
+            // Per-file results are kept only for restore.
+            let mut push = |result: &dyn Fn() -> FileResult| {
+                if keep_rebuilt {
+                    results.push(result());
+                }
+            };
+            let (Some((abs, renamed_from)), Some(outcome)) = (target, outcome) else {
+                let state = self.missing(entry, against_other, seal);
+                push(&|| FileResult {
+                    path: entry.path.clone(),
+                    found: None,
+                    state: state.clone(),
+                });
+                continue;
+            };
+            let (abs, renamed_from) = (&self.dir.join(abs), *renamed_from);
+            let mut hashed = match outcome {
+                Ok(h) => h,
+                Err(e) => {
+                    let reject = match digest::ChangedWhileRead::of(&e) {
+                        Some(changed) => {
+                            Reject::new(RejectCode::FileChangedWhileRead, changed.to_string())
+                        }
+                        None => {
+                            Reject::new(RejectCode::FileUnreadable, format!("cannot read: {e}"))
+                        }
+                    };
+                    self.file_reject(reject.at_path(entry.path.clone()));
+                    push(&|| FileResult {
+                        path: entry.path.clone(),
+                        found: Some(abs.clone()),
+                        state: FileState::Missing,
+                    });
+                    continue;
+                }
+            };
+            self.counts.bytes += hashed.len;
+            let sealed_len = records.and_then(|r| r.get(&entry.path)).map(|r| r.bytes);
+            let state = if hashed.digest == entry.digest {
+                self.counts.intact_files += 1;
+                if let Some(rec_len) = sealed_len.filter(|&n| n != hashed.len) {
+                    self.seal_reject(
+                        Reject::new(
+                            RejectCode::SealInconsistent,
+                            format!(
+                                "seal record says {rec_len} bytes, the file has {} with the sealed digest",
+                                hashed.len
+                            ),
+                        )
+                        .at_path(entry.path.clone()),
+                    );
+                }
+                match renamed_from {
+                    Some((other, how)) => {
+                        let d = drift::Diagnosis::path_only(&entry.path, other, how);
+                        self.push_renamed(entry, other, how, d);
+                        FileState::Renamed
+                    }
+                    None => {
+                        self.line(|| FileLine::new(&entry.path, "byte-exact"));
+                        FileState::Intact
+                    }
+                }
+            } else {
+                let (mut reject, rebuilt) = mismatch(entry, sealed_len, &mut hashed);
+                match renamed_from {
+                    Some((other, how)) => {
+                        let mut d = reject.diagnosis.take().expect("mismatch always diagnoses");
+                        d.causes
+                            .insert(0, drift::Cause::path(&entry.path, other, how));
+                        self.push_renamed(entry, other, how, d);
+                    }
+                    None => {
+                        self.line(|| {
+                            FileLine::drifted(&entry.path, None, reject.diagnosis.as_ref())
+                        });
+                        self.file_reject(reject);
+                    }
+                }
+                FileState::Drifted { rebuilt }
+            };
+            if let Some(checked) = hashed.evidence {
+                self.counts.rollback_documents += 1;
+                self.counts.rollback_entries += checked.entries;
+                for r in checked.rejects {
+                    self.file_reject(r);
+                }
+            } else if hashed.suspect {
+                self.counts.rollback_documents += 1;
+                self.file_reject(
+                    Reject::new(
+                        RejectCode::RollbackEvidenceMalformed,
+                        format!(
+                            "looks like rollback evidence but is {} bytes, above the {DIAGNOSE_LIMIT}-byte limit for validating it",
+                            hashed.len
+                        ),
+                    )
+                    .at_path(entry.path.clone()),
+                );
+            }
+            push(&|| FileResult {
+                path: entry.path.clone(),
+                found: Some(abs.clone()),
+                state: state.clone(),
+            });
+        }
+
+        let renamed_targets: BTreeSet<&str> = renamed.values().map(|(other, _)| *other).collect();
+        for f in &scan.files {
+            if !is_seal_file(&f.rel)
+                && !manifest.contains(&f.rel)
+                && !renamed_targets.contains(f.rel.as_str())
+            {
+                self.file_reject(
+                    Reject::new(
+                        RejectCode::FileUnsealed,
+                        format!(
+                            "{} but not in the manifest: added after sealing",
+                            self.place
+                        ),
+                    )
+                    .at_path(f.rel.clone()),
+                );
+            }
+        }
+        results
+    }
+
+    /// A sealed file that is not on disk under any name.
+    pub(crate) fn missing(
+        &mut self,
+        entry: &manifest::Entry,
+        against_other: bool,
+        seal: &Seal,
+    ) -> FileState {
+        if entry.path == SEAL_RECORD_NAME
+            && against_other
+            && let Some(bytes) = &seal.record_bytes
+        {
+            self.notes.push(format!(
+                "{SEAL_RECORD_NAME} is not in the copy; the original's was used"
+            ));
+            self.counts.intact_files += 1;
+            return FileState::FromSeal(bytes.clone());
+        }
+        let already = self.scan_rejected.contains(&entry.path);
+        if !already {
+            self.file_reject(
+                Reject::new(
+                    RejectCode::FileMissing,
+                    format!("sealed with digest {}, not {}", entry.digest, self.place),
+                )
+                .at_path(entry.path.clone()),
+            );
+        }
+        self.line(|| FileLine::new(&entry.path, "missing"));
+        FileState::Missing
+    }
+}
