@@ -7,9 +7,26 @@
 //! separators, key order and escapes: never a value.
 
 use crate::digest::Digest;
-use crate::profile::escape_non_ascii;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+
+/// Escapes every non-ASCII character as `\uXXXX` (lowercase hex, UTF-16 surrogate pairs
+/// above U+FFFF), exactly as Python's `json.dumps(..., ensure_ascii=True)` does. Valid only for
+/// JSON text, where non-ASCII characters can stand only inside strings.
+pub fn escape_non_ascii(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut units = [0u16; 2];
+    for c in text.chars() {
+        if c.is_ascii() {
+            out.push(c);
+        } else {
+            for u in c.encode_utf16(&mut units) {
+                out.push_str(&format!("\\u{u:04x}"));
+            }
+        }
+    }
+    out
+}
 
 /// Parses JSON text (no BOM) into a value that keeps key order and number text.
 pub fn parse(text: &str) -> Option<Value> {

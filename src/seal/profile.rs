@@ -4,6 +4,7 @@
 //! diagnosis say a text is the same up to cosmetic drift even when its bytes cannot be rebuilt.
 
 use crate::digest::Digest;
+pub use crate::json::escape_non_ascii;
 use serde::{Deserialize, Serialize};
 use unicode_normalization::UnicodeNormalization;
 
@@ -387,24 +388,6 @@ pub fn unescape_non_ascii(text: &str) -> String {
         }
     }
     out.push_str(&text[last..]);
-    out
-}
-
-/// Escapes every non-ASCII character as `\uXXXX` (lowercase hex, UTF-16 surrogate pairs
-/// above U+FFFF), exactly as Python's `json.dumps(..., ensure_ascii=True)` does. Valid only for
-/// JSON text, where non-ASCII characters can stand only inside strings.
-pub fn escape_non_ascii(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut units = [0u16; 2];
-    for c in text.chars() {
-        if c.is_ascii() {
-            out.push(c);
-        } else {
-            for u in c.encode_utf16(&mut units) {
-                out.push_str(&format!("\\u{u:04x}"));
-            }
-        }
-    }
     out
 }
 
