@@ -4,7 +4,7 @@
 //! A packet is a directory of payload files plus its seal: `SEAL.json` (the seal record:
 //! lengths and text profiles), `HASH_MANIFEST.txt` (one SHA-256 per file, in the format
 //! `sha256sum -c` reads) and `packet_tree.sha256` (the digest of the manifest: the tree hash
-//! people pin). [`seal::build`] makes one, [`verify::verify`] re-checks it and names the cause
+//! people pin). [`seal::build()`] makes one, [`verify::verify`] re-checks it and names the cause
 //! of any drift, [`rollback`] rejects rollback evidence that proves nothing, and [`selftest`]
 //! proves every reject still fires.
 //!

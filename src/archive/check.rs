@@ -32,7 +32,7 @@ struct Streamed {
 }
 
 /// Verifies a packet archive (`.tar`, or gzip-compressed) in one streaming pass, without
-/// extracting it, and reports exactly as [`verify`] does for the directory: same reject codes,
+/// extracting it, and reports exactly as [`crate::verify::verify`] does for the directory: same reject codes,
 /// same drift diagnosis, same tree hash, plus the `ARCHIVE_*` codes of [`crate::archive`] for
 /// hostile or malformed entries.
 ///

@@ -6,7 +6,7 @@
 //! The format is POSIX ustar (POSIX.1-1988 as extended by POSIX.1-2001, `pax` in the Open Group
 //! Base Specifications): 512-byte headers with octal fields, name/prefix path split, two zero
 //! blocks at the end. Gzip is RFC 1952. [`pack`](crate::pack) writes archives; verifying and
-//! unpacking them live in [`crate::verify::check_archive`] and [`crate::unpack`].
+//! unpacking them live in [`crate::archive::check_archive`] and [`crate::unpack`].
 
 use crate::drift::fold_name;
 use crate::manifest::{MANIFEST_NAME, TREE_NAME, check_path};

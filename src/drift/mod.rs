@@ -8,7 +8,7 @@
 //! build time matches the current one, so the text is the same up to cosmetic drift but the
 //! exact bytes cannot be rebuilt; otherwise the content changed.
 //!
-//! [`undo`] reverses one cause, [`search`] finds the set that proves a drift, [`names`] pairs
+//! `undo` reverses one cause, [`search`] finds the set that proves a drift, [`names`] pairs
 //! drifted file names, [`make`] makes drift as real tools do. The result types
 //! ([`Diagnosis`], [`Cause`], [`Proof`]) are defined with the reject that carries them.
 

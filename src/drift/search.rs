@@ -240,7 +240,7 @@ pub fn diagnose(sealed_digest: &Digest, sealed: Option<&Profile>, current: &[u8]
 /// `sealed_digest` is the manifest's digest; `sealed` the seal record's profile, if any;
 /// `current` the file's bytes now. The causes tried are those the difference between the
 /// sealed and current profiles points to (without a sealed profile: those the current text
-/// makes plausible); at most [`MAX_ATTEMPTS`] rebuilds are hashed.
+/// makes plausible); at most `MAX_ATTEMPTS` (256) rebuilds are hashed.
 pub fn examine(sealed_digest: &Digest, sealed: Option<&Profile>, current: &[u8]) -> Finding {
     if current.len() as u64 > DIAGNOSE_LIMIT {
         return too_large(current.len() as u64).into();

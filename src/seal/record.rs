@@ -23,7 +23,7 @@ pub struct FileRecord {
     pub path: String,
     /// Length in bytes.
     pub bytes: u64,
-    /// Text profile; absent for files above [`PROFILE_LIMIT`].
+    /// Text profile; absent for files above [`crate::profile::PROFILE_LIMIT`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub profile: Option<Profile>,
 }
