@@ -143,6 +143,20 @@ pub enum RejectCode {
     RollbackApplyDidNotMutate,
     /// `after_rollback_hash` differs from `before_hash`: the rollback did not restore the state.
     RollbackNotRestored,
+
+    // State proofs.
+    /// The database to snapshot cannot be read: a missing file (a snapshot never creates
+    /// one), a file that is not a database, a read that fails.
+    SnapshotSourceUnreadable,
+    /// `packet snapshot` would not write: the output exists or cannot be written.
+    SnapshotRefused,
+    /// A snapshot document that is not one: not strict JSON, unknown members, another schema
+    /// or encoding, unsorted tables, or a `state_digest` that does not match its tables.
+    SnapshotMalformed,
+    /// Two snapshots of different engines or encodings: not compared.
+    SnapshotIncomparable,
+    /// `snapshot-diff`: a table changed in rows, content or schema, or was added or removed.
+    StateChanged,
 }
 
 impl RejectCode {
@@ -193,6 +207,11 @@ impl RejectCode {
         RejectCode::RollbackDuplicateId,
         RejectCode::RollbackApplyDidNotMutate,
         RejectCode::RollbackNotRestored,
+        RejectCode::SnapshotSourceUnreadable,
+        RejectCode::SnapshotRefused,
+        RejectCode::SnapshotMalformed,
+        RejectCode::SnapshotIncomparable,
+        RejectCode::StateChanged,
     ];
 
     /// The stable name, e.g. `SHA256_MISMATCH`.
@@ -243,6 +262,11 @@ impl RejectCode {
             RejectCode::RollbackDuplicateId => "ROLLBACK_DUPLICATE_ID",
             RejectCode::RollbackApplyDidNotMutate => "ROLLBACK_APPLY_DID_NOT_MUTATE",
             RejectCode::RollbackNotRestored => "ROLLBACK_NOT_RESTORED",
+            RejectCode::SnapshotSourceUnreadable => "SNAPSHOT_SOURCE_UNREADABLE",
+            RejectCode::SnapshotRefused => "SNAPSHOT_REFUSED",
+            RejectCode::SnapshotMalformed => "SNAPSHOT_MALFORMED",
+            RejectCode::SnapshotIncomparable => "SNAPSHOT_INCOMPARABLE",
+            RejectCode::StateChanged => "STATE_CHANGED",
         }
     }
 }

@@ -1,0 +1,155 @@
+//! SQLite snapshots: the database opened read-only (never a journal, a WAL or the file itself
+//! created; `immutable` only when asked), every table read in one read transaction, rows
+//! streamed and digested by [`super::encode`], never loaded whole.
+//!
+//! What counts as state: every table but SQLite's own (`sqlite_stat*` statistics are never
+//! state; `sqlite_sequence` is a counter). A table's schema digest covers its `CREATE`
+//! statement as stored and those of its indexes and triggers, so a new index is a schema
+//! change; rowids are never read, so a `VACUUM` that renumbers them changes nothing.
+
+use super::encode::{Multiset, RowEncoder, Value};
+use super::snapshot::{Counter, SNAPSHOT_SCHEMA, Snapshot, TableState, state_digest};
+use crate::digest::Digest;
+use crate::reject::{Reject, RejectCode};
+use rusqlite::types::ValueRef;
+use rusqlite::{Connection, OpenFlags};
+use sha2::{Digest as _, Sha256};
+use std::path::Path;
+
+/// How to open the database.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SqliteOptions {
+    /// Open with `immutable=1`: SQLite then takes no locks and assumes nothing changes the
+    /// file, which is right only for a copy nobody writes (a backup on read-only media).
+    pub immutable: bool,
+}
+
+fn unreadable(target: &str, why: String) -> Box<Reject> {
+    Box::new(Reject::new(RejectCode::SnapshotSourceUnreadable, why).at_path(target.to_string()))
+}
+
+/// Snapshots the SQLite database at `path`; `target` is how it was named, for the document.
+///
+/// Errors (`SNAPSHOT_SOURCE_UNREADABLE`): a missing file (never an empty new database), a file
+/// that is not a database, or a read that fails.
+pub fn snapshot(path: &Path, target: &str, opts: SqliteOptions) -> Result<Snapshot, Box<Reject>> {
+    if !std::fs::metadata(path).is_ok_and(|m| m.is_file()) {
+        return Err(unreadable(
+            target,
+            "no such database file (a snapshot never creates one)".into(),
+        ));
+    }
+    let mut uri = String::from("file:");
+    for b in path.to_string_lossy().bytes() {
+        // Percent-encode what a URI path cannot hold as is.
+        if b.is_ascii_alphanumeric() || b"/-_.~".contains(&b) {
+            uri.push(b as char);
+        } else {
+            uri.push_str(&format!("%{b:02X}"));
+        }
+    }
+    uri.push_str(if opts.immutable {
+        "?mode=ro&immutable=1"
+    } else {
+        "?mode=ro"
+    });
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
+        | OpenFlags::SQLITE_OPEN_URI
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(&uri, flags)
+        .map_err(|e| unreadable(target, format!("cannot open: {e}")))?;
+    read(&conn, target).map_err(|e| unreadable(target, format!("cannot read: {e}")))
+}
+
+/// Reads every table of `conn` inside one read transaction.
+fn read(conn: &Connection, target: &str) -> rusqlite::Result<Snapshot> {
+    conn.execute_batch("BEGIN")?;
+    let result = read_in_transaction(conn, target);
+    let _ = conn.execute_batch("COMMIT");
+    result
+}
+
+fn read_in_transaction(conn: &Connection, target: &str) -> rusqlite::Result<Snapshot> {
+    let version: String = conn.query_row("SELECT sqlite_version()", [], |r| r.get(0))?;
+    // Every schema object, to give each table the digest of its definition, indexes and
+    // triggers. Autoindexes have no SQL; their name and table are enough.
+    let mut objects: Vec<(String, String, String, Option<String>)> = conn
+        .prepare("SELECT type, name, tbl_name, sql FROM sqlite_schema ORDER BY type, name")?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    objects.sort();
+    let mut names: Vec<String> = objects
+        .iter()
+        .filter(|(kind, name, _, _)| kind == "table" && !name.starts_with("sqlite_"))
+        .map(|(_, name, _, _)| name.clone())
+        .collect();
+    names.sort();
+    let mut tables = Vec::with_capacity(names.len());
+    let mut buf = Vec::new();
+    for name in &names {
+        let mut schema = Sha256::new();
+        schema.update(b"packet.state/1\0schema\0");
+        for (kind, obj, tbl, sql) in objects.iter().filter(|o| &o.2 == name) {
+            for part in [kind.as_str(), obj, tbl, sql.as_deref().unwrap_or("\0null")] {
+                schema.update((part.len() as u64).to_be_bytes());
+                schema.update(part.as_bytes());
+            }
+        }
+        let quoted = format!("\"{}\"", name.replace('"', "\"\""));
+        let mut stmt = conn.prepare(&format!("SELECT * FROM {quoted}"))?;
+        let columns = stmt.column_count();
+        let mut rows = stmt.query([])?;
+        let mut set = Multiset::default();
+        while let Some(row) = rows.next()? {
+            let mut encoder = RowEncoder::begin(&mut buf, columns);
+            for i in 0..columns {
+                encoder.push(&match row.get_ref(i)? {
+                    ValueRef::Null => Value::Null,
+                    ValueRef::Integer(n) => Value::Integer(n),
+                    ValueRef::Real(f) => Value::Real(f),
+                    ValueRef::Text(t) => Value::Text(t),
+                    ValueRef::Blob(b) => Value::Blob(b),
+                });
+            }
+            let d = encoder.finish();
+            set.add(d)
+                .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+        }
+        let rows = set.rows();
+        let digest = set
+            .finish()
+            .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+        tables.push(TableState {
+            name: name.clone(),
+            rows,
+            digest,
+            schema_digest: Digest(schema.finalize().into()),
+        });
+    }
+    let mut counters = Vec::new();
+    if objects
+        .iter()
+        .any(|o| o.0 == "table" && o.1 == "sqlite_sequence")
+    {
+        let mut stmt = conn.prepare("SELECT name, seq FROM sqlite_sequence ORDER BY name")?;
+        let found = stmt.query_map([], |r| {
+            Ok(Counter {
+                name: format!("sqlite_sequence.{}", r.get::<_, String>(0)?),
+                value: r.get(1)?,
+            })
+        })?;
+        for c in found {
+            counters.push(c?);
+        }
+    }
+    Ok(Snapshot {
+        schema: SNAPSHOT_SCHEMA.into(),
+        encoding: super::encode::ENCODING.into(),
+        engine: "sqlite".into(),
+        engine_version: version,
+        target: target.into(),
+        state_digest: state_digest(&tables),
+        tables,
+        counters,
+    })
+}
