@@ -595,12 +595,77 @@ pub fn run() -> io::Result<SelftestReport> {
         &report,
     ));
 
+    results.push(state_probe(tmp.path(), &mut problems));
+
     Ok(SelftestReport {
         control_tree: control_tree.to_hex(),
         control_accepted: problems.is_empty(),
         control_problems: problems,
         probes: results,
     })
+}
+
+/// The no-touch proof: a real SQLite database snapshotted twice untouched must diff identical
+/// (the control), and a copy with one value changed must be rejected with `STATE_CHANGED`
+/// naming that table and no other.
+fn state_probe(tmp: &Path, problems: &mut Vec<String>) -> ProbeResult {
+    use crate::state::{self, Target};
+    let name = "SQLite state, one value changed";
+    let db = tmp.join("state.db");
+    let made = rusqlite::Connection::open(&db).and_then(|c| {
+        c.execute_batch(
+            "CREATE TABLE registry(id INTEGER PRIMARY KEY, name TEXT, weight REAL);
+             INSERT INTO registry VALUES (1, 'Nguyễn Văn An', 3.2), (2, 'Trần Thị Bình', 2.95);
+             CREATE TABLE audit(line TEXT);
+             INSERT INTO audit VALUES ('untouched — by design');",
+        )
+    });
+    let fail = |why: String| ProbeResult {
+        name: name.into(),
+        expected: RejectCode::StateChanged.to_string(),
+        got: vec![why],
+        fail_closed: false,
+    };
+    if let Err(e) = made {
+        return fail(format!("could not make the database: {e}"));
+    }
+    let target = Target::Sqlite(db.clone());
+    let snap = |out: &str| state::snapshot_to(&target, "sqlite:state.db", &tmp.join(out), false);
+    if let Err(e) = snap("before.json").and_then(|_| snap("again.json")) {
+        return fail(e.render());
+    }
+    let control = state::diff_files(&tmp.join("before.json"), &tmp.join("again.json"));
+    if !control.passed() {
+        problems.push(format!(
+            "an untouched database did not diff identical: {:?}",
+            control.rejects
+        ));
+    }
+    let changed = rusqlite::Connection::open(&db)
+        .and_then(|c| c.execute("UPDATE registry SET weight = 3.21 WHERE id = 1", []));
+    if let Err(e) = changed
+        .map_err(|e| e.to_string())
+        .and_then(|_| snap("after.json").map(drop).map_err(|e| e.render()))
+    {
+        return fail(e);
+    }
+    let report = state::diff_files(&tmp.join("before.json"), &tmp.join("after.json"));
+    let got: Vec<String> = report
+        .rejects
+        .iter()
+        .map(|r| format!("{}:{}", r.code, r.path.as_deref().unwrap_or("")))
+        .collect();
+    let text = crate::report::Outcome::render_text(&report);
+    let json = crate::report::Outcome::to_json(&report);
+    ProbeResult {
+        name: name.into(),
+        expected: format!("{}:registry", RejectCode::StateChanged),
+        fail_closed: got == ["STATE_CHANGED:registry"]
+            && !report.passed()
+            && !has_pass_token(&text)
+            && !has_pass_token(&json),
+        got,
+    }
 }
 
 /// The archive form: the control packed must verify and unpack to its tree; a tampered
@@ -753,9 +818,9 @@ mod tests {
                 p.name, p.expected, p.got
             );
         }
-        assert_eq!(report.probes.len(), 26);
+        assert_eq!(report.probes.len(), 27);
         let text = report.render_text();
-        assert!(text.contains("26/26 fail closed"), "{text}");
+        assert!(text.contains("27/27 fail closed"), "{text}");
         assert!(text.ends_with("SELFTEST PASS\n"));
     }
 
