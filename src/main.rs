@@ -176,6 +176,28 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Apply CHANGE.sql to a disposable copy of the database (never to the database itself)
+    /// and write rollback evidence from three state digests: before, after the apply, after
+    /// the rollback (the change's own transaction rolled back, or ROLLBACK.sql).
+    #[command(
+        after_help = "Example:\n  packet rehearse sqlite:app.db --apply change.sql --rollback undo.sql -o rollback-evidence.json"
+    )]
+    Rehearse {
+        /// The database: sqlite:PATH (opened read-only; only its copy is changed).
+        target: String,
+        /// The change to rehearse.
+        #[arg(long, value_name = "CHANGE.sql")]
+        apply: PathBuf,
+        /// The rollback; without it, the change's transaction is rolled back.
+        #[arg(long, value_name = "ROLLBACK.sql")]
+        rollback: Option<PathBuf>,
+        /// The evidence to write (must not exist).
+        #[arg(long, short = 'o', value_name = "FILE")]
+        out: PathBuf,
+        /// Print the outcome as one JSON document.
+        #[arg(long)]
+        json: bool,
+    },
     /// Compare two snapshots of one database: the no-touch proof. Exit 0 only when every
     /// table is identical; the report carries every table's figures either way.
     #[command(after_help = "Example:\n  packet snapshot-diff before.json after.json")]
@@ -282,6 +304,76 @@ fn print_snapshot(
             }
             ExitCode::from(1)
         }
+    }
+}
+
+/// The rehearsal's verdict: PASS when the evidence proves a rollback, FAIL with its rejects
+/// (the evidence is still written) or with why nothing was written.
+fn print_rehearsal(
+    target: &str,
+    out: &std::path::Path,
+    outcome: &Result<packet::state::rehearse::Rehearsal, Box<Reject>>,
+    json: bool,
+    quiet: bool,
+) -> ExitCode {
+    let shown = packet::report::shown;
+    let (passed, rejects): (bool, Vec<&Reject>) = match outcome {
+        Ok(r) => (r.rejects.is_empty(), r.rejects.iter().collect()),
+        Err(e) => (false, vec![e.as_ref()]),
+    };
+    if json {
+        let doc = serde_json::json!({
+            "schema": "packet.rehearse-report/1",
+            "verdict": if passed { "PASS" } else { "FAIL" },
+            "target": target,
+            "evidence": outcome.as_ref().ok().map(|_| out.display().to_string()),
+            "before_hash": outcome.as_ref().ok().map(|r| r.before.clone()),
+            "after_apply_hash": outcome.as_ref().ok().map(|r| r.after_apply.clone()),
+            "after_rollback_hash": outcome.as_ref().ok().map(|r| r.after_rollback.clone()),
+            "tables_changed_by_apply": outcome.as_ref().ok().map(|r| r.applied_to.clone()),
+            "rejects": rejects,
+        });
+        print!("{}", packet::report::json_document(&doc, passed));
+    } else {
+        let mut text = String::new();
+        if !quiet {
+            for r in &rejects {
+                text.push_str(&r.render());
+                text.push('\n');
+            }
+        }
+        match outcome {
+            Ok(r) if passed => text.push_str(&format!(
+                "PASS rehearse {}: the apply changed {} ({}), the rollback restored the state; evidence {}\n",
+                shown(target),
+                packet::report::plural(r.applied_to.len(), "table"),
+                r.applied_to.iter().map(|t| shown(t)).collect::<Vec<_>>().join(", "),
+                out.display()
+            )),
+            Ok(_) => text.push_str(&format!(
+                "FAIL rehearse {}: {}; evidence written to {}, and check-rollback rejects it\n",
+                shown(target),
+                packet::report::plural(rejects.len(), "reject"),
+                out.display()
+            )),
+            Err(_) => text.push_str(&format!(
+                "FAIL rehearse {}: 1 reject; nothing written\n",
+                shown(target)
+            )),
+        }
+        print!(
+            "{}",
+            if passed {
+                text
+            } else {
+                packet::report::mask_pass(&text, false)
+            }
+        );
+    }
+    if passed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
     }
 }
 
@@ -552,6 +644,25 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             sweep_leftovers(&out, false);
             let outcome = packet::state::snapshot_to(&parsed, &target, &out, immutable);
             Ok(print_snapshot(&target, &out, &outcome, json, cli.quiet))
+        }
+        Some(Command::Rehearse {
+            target,
+            apply,
+            rollback,
+            out,
+            json,
+        }) => {
+            let parsed: packet::state::Target = match target.parse() {
+                Ok(t) => t,
+                Err(e) => {
+                    eprintln!("packet: {e}");
+                    return Ok(ExitCode::from(2));
+                }
+            };
+            sweep_leftovers(&out, false);
+            let outcome =
+                packet::state::rehearse_to(&parsed, &target, &apply, rollback.as_deref(), &out);
+            Ok(print_rehearsal(&target, &out, &outcome, json, cli.quiet))
         }
         Some(Command::SnapshotDiff {
             before,

@@ -157,6 +157,9 @@ pub enum RejectCode {
     SnapshotIncomparable,
     /// `snapshot-diff`: a table changed in rows, content or schema, or was added or removed.
     StateChanged,
+    /// `rehearse` could not run: the source cannot be read or copied, the SQL failed (with the
+    /// database's message), the source changed meanwhile, or the evidence cannot be written.
+    RehearsalFailed,
 }
 
 impl RejectCode {
@@ -212,6 +215,7 @@ impl RejectCode {
         RejectCode::SnapshotMalformed,
         RejectCode::SnapshotIncomparable,
         RejectCode::StateChanged,
+        RejectCode::RehearsalFailed,
     ];
 
     /// The stable name, e.g. `SHA256_MISMATCH`.
@@ -267,6 +271,7 @@ impl RejectCode {
             RejectCode::SnapshotMalformed => "SNAPSHOT_MALFORMED",
             RejectCode::SnapshotIncomparable => "SNAPSHOT_INCOMPARABLE",
             RejectCode::StateChanged => "STATE_CHANGED",
+            RejectCode::RehearsalFailed => "REHEARSAL_FAILED",
         }
     }
 }

@@ -449,3 +449,132 @@ fn an_untouched_database_passes_with_every_figure_and_counters_are_not_state() {
     assert_eq!(json["tables"][0]["rows_before"], 503);
     assert_eq!(json["counters"][0]["after"], 504);
 }
+
+/// Runs `packet rehearse` on `db` and returns (exit code, stdout).
+fn rehearse(db: &Path, dir: &Path, change: &str, undo: Option<&str>, out: &str) -> (i32, String) {
+    fs::write(dir.join("change.sql"), change).unwrap();
+    let mut cmd = packet();
+    cmd.arg("rehearse")
+        .arg(format!("sqlite:{}", db.display()))
+        .arg("--apply")
+        .arg(dir.join("change.sql"))
+        .arg("-o")
+        .arg(dir.join(out));
+    if let Some(undo) = undo {
+        fs::write(dir.join("undo.sql"), undo).unwrap();
+        cmd.arg("--rollback").arg(dir.join("undo.sql"));
+    }
+    let o = cmd.output().unwrap();
+    (
+        o.status.code().unwrap(),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+    )
+}
+
+fn check_rollback(file: &Path) -> (i32, String) {
+    let o = packet().arg("check-rollback").arg(file).output().unwrap();
+    (
+        o.status.code().unwrap(),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+    )
+}
+
+#[test]
+fn rehearse_proves_a_rollback_on_a_copy_and_never_touches_the_source() {
+    use std::os::unix::fs::MetadataExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let db = database(d);
+    let (bytes, mtime) = (
+        fs::read(&db).unwrap(),
+        fs::metadata(&db).unwrap().mtime_nsec(),
+    );
+    let before = snapshot(&db, &d.join("before.json"));
+    let change = "UPDATE birth_registry SET inspect_status = 'checked' WHERE id = 1;\nINSERT INTO birth_registry(name) VALUES ('new');\n";
+    let undo = "DELETE FROM birth_registry WHERE name = 'new';\nUPDATE birth_registry SET inspect_status = NULL WHERE id = 1;\n";
+    for (out, undo) in [
+        ("in-transaction.json", None),
+        ("with-script.json", Some(undo)),
+    ] {
+        let (code, text) = rehearse(&db, d, change, undo, out);
+        assert_eq!(code, 0, "{text}");
+        assert!(
+            text.starts_with(&format!(
+                "PASS rehearse sqlite:{}: the apply changed 1 table (birth_registry)",
+                db.display()
+            )),
+            "{text}"
+        );
+        let (code, text) = check_rollback(&d.join(out));
+        assert_eq!(code, 0, "{text}");
+        let ev: Value = serde_json::from_slice(&fs::read(d.join(out)).unwrap()).unwrap();
+        let entry = &ev["entries"][0];
+        assert_eq!(entry["before_hash"], before["state_digest"]);
+        assert_eq!(entry["after_rollback_hash"], before["state_digest"]);
+        assert_ne!(entry["after_apply_hash"], before["state_digest"]);
+        assert_eq!(
+            ev["isolation"]["source_state_after"],
+            before["state_digest"]
+        );
+        assert_eq!(ev["isolation"]["source_bytes_and_mtime_unchanged"], true);
+        assert_eq!(ev["snapshots"]["after_apply"]["tables"][0]["rows"], 504);
+        // The AUTOINCREMENT counter moved on the committed copy, and says so.
+        let moved = entry["counters_moved"].as_array().unwrap();
+        assert_eq!(moved.len(), usize::from(undo.is_some()), "{entry:#}");
+    }
+    assert_eq!(fs::read(&db).unwrap(), bytes, "the source's bytes changed");
+    assert_eq!(fs::metadata(&db).unwrap().mtime_nsec(), mtime);
+    let leftovers: Vec<_> = fs::read_dir(d)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("registry.db-"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+#[test]
+fn rehearse_records_what_proves_nothing_and_refuses_failing_sql() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let db = database(d);
+    // A change that matches no row: evidence written, and rejected as no mutation.
+    let (code, text) = rehearse(
+        &db,
+        d,
+        "UPDATE kv SET v = 0 WHERE k = 'none';",
+        None,
+        "noop.json",
+    );
+    assert_eq!(code, 1, "{text}");
+    assert!(
+        text.contains("REJECT ROLLBACK_APPLY_DID_NOT_MUTATE:change.sql"),
+        "{text}"
+    );
+    assert!(!has_pass_token(&text), "{text}");
+    let (code, text) = check_rollback(&d.join("noop.json"));
+    assert_eq!(code, 1);
+    assert!(text.contains("ROLLBACK_APPLY_DID_NOT_MUTATE"), "{text}");
+    // A rollback that forgets one table: named.
+    let (code, text) = rehearse(
+        &db,
+        d,
+        "INSERT INTO log VALUES ('x', 9); INSERT INTO kv VALUES ('z', 1);",
+        Some("DELETE FROM kv WHERE k = 'z';"),
+        "partial.json",
+    );
+    assert_eq!(code, 1, "{text}");
+    assert!(
+        text.contains("REJECT ROLLBACK_NOT_RESTORED:change.sql"),
+        "{text}"
+    );
+    assert!(
+        text.contains("tables that differ from before: log"),
+        "{text}"
+    );
+    // SQL that fails: the database's message, exit 1, no evidence.
+    let (code, text) = rehearse(&db, d, "UPDATE nosuch SET x = 1;", None, "failed.json");
+    assert_eq!(code, 1);
+    assert!(text.contains("REJECT REHEARSAL_FAILED"), "{text}");
+    assert!(text.contains("no such table: nosuch"), "{text}");
+    assert!(!d.join("failed.json").exists());
+}

@@ -4,11 +4,13 @@
 //! compares two snapshots. These depend on the seal format and the reject codes; nothing
 //! that seals or verifies packets depends on them.
 //!
-//! Issue 12 in progress: PostgreSQL, claims files, `rehearse` and the benchmark are still to
-//! come.
+//! [`rehearse`] applies a change to a disposable copy and writes rollback evidence from
+//! three snapshots. Issue 12 in progress: PostgreSQL, claims files and the benchmark are still
+//! to come.
 
 pub mod diff;
 pub mod encode;
+pub mod rehearse;
 pub mod snapshot;
 pub mod sqlite;
 
@@ -72,4 +74,49 @@ pub fn snapshot_to(
         )
     })?;
     Ok(snap)
+}
+
+/// Rehearses the change in the file `apply` (and the rollback in `rollback`, if given) on a
+/// copy of `target`, and writes the evidence to the new file `out`, also when its check
+/// rejects it (a change that mutated nothing is evidence of that). Errors
+/// (`REHEARSAL_FAILED`, nothing written): unreadable SQL files, an existing `out`, and the
+/// engine's errors.
+pub fn rehearse_to(
+    target: &Target,
+    shown: &str,
+    apply: &Path,
+    rollback: Option<&Path>,
+    out: &Path,
+) -> Result<rehearse::Rehearsal, Box<Reject>> {
+    let failed = |why: String, at: &Path| {
+        Box::new(Reject::new(RejectCode::RehearsalFailed, why).at_path(at.display().to_string()))
+    };
+    if std::fs::symlink_metadata(out).is_ok() {
+        return Err(failed(
+            "already exists; rehearse never overwrites".into(),
+            out,
+        ));
+    }
+    let read = |p: &Path| {
+        std::fs::read_to_string(p).map_err(|e| failed(format!("cannot read the SQL: {e}"), p))
+    };
+    let change = read(apply)?;
+    let undo = rollback.map(read).transpose()?;
+    let name = |p: &Path| {
+        p.file_name().map_or_else(
+            || p.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        )
+    };
+    let (change_name, undo_name) = (name(apply), rollback.map(name));
+    let done = match target {
+        Target::Sqlite(path) => rehearse::sqlite(
+            path,
+            shown,
+            (&change_name, &change),
+            undo_name.as_deref().zip(undo.as_deref()),
+        )?,
+    };
+    write_new(out, &done.evidence).map_err(|e| failed(format!("cannot write: {e}"), out))?;
+    Ok(done)
 }

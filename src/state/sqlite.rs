@@ -39,6 +39,14 @@ pub fn snapshot(path: &Path, target: &str, opts: SqliteOptions) -> Result<Snapsh
             "no such database file (a snapshot never creates one)".into(),
         ));
     }
+    let conn = open_read_only(path, opts.immutable)
+        .map_err(|e| unreadable(target, format!("cannot open: {e}")))?;
+    of_connection(&conn, target).map_err(|e| unreadable(target, format!("cannot read: {e}")))
+}
+
+/// Opens `path` read-only through a URI (`mode=ro`, and `immutable=1` when asked): SQLite then
+/// never creates the file, a journal or a WAL.
+pub fn open_read_only(path: &Path, immutable: bool) -> rusqlite::Result<Connection> {
     let mut uri = String::from("file:");
     for b in path.to_string_lossy().bytes() {
         // Percent-encode what a URI path cannot hold as is.
@@ -48,7 +56,7 @@ pub fn snapshot(path: &Path, target: &str, opts: SqliteOptions) -> Result<Snapsh
             uri.push_str(&format!("%{b:02X}"));
         }
     }
-    uri.push_str(if opts.immutable {
+    uri.push_str(if immutable {
         "?mode=ro&immutable=1"
     } else {
         "?mode=ro"
@@ -56,13 +64,15 @@ pub fn snapshot(path: &Path, target: &str, opts: SqliteOptions) -> Result<Snapsh
     let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
         | OpenFlags::SQLITE_OPEN_URI
         | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    let conn = Connection::open_with_flags(&uri, flags)
-        .map_err(|e| unreadable(target, format!("cannot open: {e}")))?;
-    read(&conn, target).map_err(|e| unreadable(target, format!("cannot read: {e}")))
+    Connection::open_with_flags(&uri, flags)
 }
 
-/// Reads every table of `conn` inside one read transaction.
-fn read(conn: &Connection, target: &str) -> rusqlite::Result<Snapshot> {
+/// Snapshots what `conn` sees: inside its open transaction if it has one (a rehearsal reads
+/// its own uncommitted change), else inside a read transaction of its own.
+pub fn of_connection(conn: &Connection, target: &str) -> rusqlite::Result<Snapshot> {
+    if !conn.is_autocommit() {
+        return read_in_transaction(conn, target);
+    }
     conn.execute_batch("BEGIN")?;
     let result = read_in_transaction(conn, target);
     let _ = conn.execute_batch("COMMIT");
