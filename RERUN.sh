@@ -47,7 +47,7 @@ step() {
 }
 
 step "cargo build --release" cargo build --release --quiet
-bin=$root/target/release/packet
+bin=${CARGO_TARGET_DIR:-$root/target}/release/packet
 if [ ! -x "$bin" ]; then
   echo "OVERALL FAIL"
   exit 1
