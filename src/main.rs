@@ -172,6 +172,10 @@ enum Command {
         /// Open the SQLite file as immutable (no locks; only for a copy nobody writes).
         #[arg(long)]
         immutable: bool,
+        /// A claims file (TOML, [[claim]] tables with id, title, table, optional where and
+        /// columns): each claim is evaluated to a row count and a digest.
+        #[arg(long, value_name = "FILE.toml")]
+        claims: Option<PathBuf>,
         /// Print the outcome as one JSON document.
         #[arg(long)]
         json: bool,
@@ -632,6 +636,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             target,
             out,
             immutable,
+            claims,
             json,
         }) => {
             let parsed: packet::state::Target = match target.parse() {
@@ -642,7 +647,20 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
             };
             sweep_leftovers(&out, false);
-            let outcome = packet::state::snapshot_to(&parsed, &target, &out, immutable);
+            let outcome = match claims
+                .as_deref()
+                .map(packet::state::claims::read)
+                .transpose()
+            {
+                Ok(claims) => packet::state::snapshot_to(
+                    &parsed,
+                    &target,
+                    &out,
+                    immutable,
+                    claims.as_deref().unwrap_or_default(),
+                ),
+                Err(e) => Err(e),
+            };
             Ok(print_snapshot(&target, &out, &outcome, json, cli.quiet))
         }
         Some(Command::Rehearse {

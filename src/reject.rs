@@ -160,6 +160,9 @@ pub enum RejectCode {
     /// `rehearse` could not run: the source cannot be read or copied, the SQL failed (with the
     /// database's message), the source changed meanwhile, or the evidence cannot be written.
     RehearsalFailed,
+    /// A claims file that is not one (not TOML, unknown members, an empty or repeated id, no
+    /// claim), or a claim naming a table or column the database does not have.
+    ClaimsMalformed,
 }
 
 impl RejectCode {
@@ -216,6 +219,7 @@ impl RejectCode {
         RejectCode::SnapshotIncomparable,
         RejectCode::StateChanged,
         RejectCode::RehearsalFailed,
+        RejectCode::ClaimsMalformed,
     ];
 
     /// The stable name, e.g. `SHA256_MISMATCH`.
@@ -272,6 +276,7 @@ impl RejectCode {
             RejectCode::SnapshotIncomparable => "SNAPSHOT_INCOMPARABLE",
             RejectCode::StateChanged => "STATE_CHANGED",
             RejectCode::RehearsalFailed => "REHEARSAL_FAILED",
+            RejectCode::ClaimsMalformed => "CLAIMS_MALFORMED",
         }
     }
 }

@@ -578,3 +578,143 @@ fn rehearse_records_what_proves_nothing_and_refuses_failing_sql() {
     assert!(text.contains("no such table: nosuch"), "{text}");
     assert!(!d.join("failed.json").exists());
 }
+
+const CLAIMS: &str = r#"
+[[claim]]
+id = "NT-1"
+title = "birth_registry rows with inspect_status set"
+table = "birth_registry"
+where = "inspect_status IS NOT NULL"
+columns = ["id", "inspect_status"]
+
+[[claim]]
+id = "NT-2"
+title = "key-value pairs"
+table = "kv"
+"#;
+
+#[test]
+fn claims_are_evaluated_and_diffed_one_by_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let db = database(d);
+    fs::write(d.join("claims.toml"), CLAIMS).unwrap();
+    let snap = |out: &str| {
+        packet()
+            .arg("snapshot")
+            .arg(format!("sqlite:{}", db.display()))
+            .arg("--claims")
+            .arg(d.join("claims.toml"))
+            .arg("-o")
+            .arg(d.join(out))
+            .assert()
+            .success();
+        serde_json::from_slice::<Value>(&fs::read(d.join(out)).unwrap()).unwrap()
+    };
+    let before = snap("before.json");
+    // 335 of the 503 rows have a status: two of the three named rows ('ok' and '') and the
+    // 333 generated rows whose index is not a multiple of 3.
+    assert_eq!(before["claims"][0]["rows"], 335);
+    assert_eq!(before["claims"][1]["rows"], 3);
+    // A change to the surface NT-1 is about: named as that claim and its table, not NT-2.
+    python(
+        "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute(\"UPDATE birth_registry SET inspect_status='ok' WHERE id=1\"); c.commit()",
+        &db,
+    );
+    snap("after.json");
+    let out = packet()
+        .arg("snapshot-diff")
+        .arg(d.join("before.json"))
+        .arg(d.join("after.json"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains(
+            "changed   claim NT-1 (birth_registry rows with inspect_status set): rows 335 -> 336"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("identical claim NT-2 (key-value pairs): rows 3 -> 3"),
+        "{text}"
+    );
+    assert!(text.contains("REJECT STATE_CHANGED claim NT-1:"), "{text}");
+    assert!(!text.contains("REJECT STATE_CHANGED claim NT-2"), "{text}");
+    // Without the claims file the snapshots are not comparable.
+    packet()
+        .arg("snapshot")
+        .arg(format!("sqlite:{}", db.display()))
+        .arg("-o")
+        .arg(d.join("plain.json"))
+        .assert()
+        .success();
+    refused(
+        d,
+        &[
+            "snapshot-diff".as_ref(),
+            d.join("before.json").as_os_str(),
+            d.join("plain.json").as_os_str(),
+        ],
+        "SNAPSHOT_INCOMPARABLE",
+    );
+}
+
+#[test]
+fn claims_naming_what_is_not_there_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let db = database(d);
+    let target = format!("sqlite:{}", db.display());
+    let out = d.join("s.json");
+    for (name, claims) in [
+        (
+            "no-table",
+            "[[claim]]\nid = \"X\"\ntitle = \"t\"\ntable = \"nosuch\"\n",
+        ),
+        (
+            "no-column",
+            "[[claim]]\nid = \"X\"\ntitle = \"t\"\ntable = \"log\"\ncolumns = [\"nope\"]\n",
+        ),
+        (
+            "two-statements",
+            "[[claim]]\nid = \"X\"\ntitle = \"t\"\ntable = \"log\"\nwhere = \"1; DELETE FROM log\"\n",
+        ),
+        (
+            "unknown-member",
+            "[[claim]]\nid = \"X\"\ntitle = \"t\"\ntable = \"log\"\nfilter = \"1\"\n",
+        ),
+        (
+            "repeated-id",
+            "[[claim]]\nid = \"X\"\ntitle = \"t\"\ntable = \"log\"\n[[claim]]\nid = \"X\"\ntitle = \"u\"\ntable = \"kv\"\n",
+        ),
+        ("empty", ""),
+    ] {
+        let file = d.join(format!("{name}.toml"));
+        fs::write(&file, claims).unwrap();
+        refused(
+            d,
+            &[
+                "snapshot".as_ref(),
+                target.as_ref(),
+                "--claims".as_ref(),
+                file.as_os_str(),
+                "-o".as_ref(),
+                out.as_os_str(),
+            ],
+            "CLAIMS_MALFORMED",
+        );
+    }
+    let python_rows: u64 = 3;
+    let after = String::from_utf8(
+        std::process::Command::new("sqlite3")
+            .arg(&db)
+            .arg("SELECT count(*) FROM log")
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    assert_eq!(after.trim(), python_rows.to_string(), "a claim's SQL wrote");
+}

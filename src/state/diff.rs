@@ -35,6 +35,25 @@ pub struct TableDiff {
     pub digest_after: Option<String>,
 }
 
+/// One claim, before and after: its figures always, also when identical.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ClaimDiff {
+    /// The claim's id.
+    pub id: String,
+    /// What it says.
+    pub title: String,
+    /// `identical` or `changed`.
+    pub status: String,
+    /// Rows that satisfied it before.
+    pub rows_before: u64,
+    /// Rows that satisfy it after.
+    pub rows_after: u64,
+    /// Digest before.
+    pub digest_before: String,
+    /// Digest after.
+    pub digest_after: String,
+}
+
 /// A counter, before and after (reported; never a reject: no rollback restores counters).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct CounterDiff {
@@ -63,6 +82,9 @@ pub struct DiffReport {
     pub state_after: Option<String>,
     /// Every table of either snapshot, by name.
     pub tables: Vec<TableDiff>,
+    /// Every claim, in the claims file's order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub claims: Vec<ClaimDiff>,
     /// Every counter of either snapshot that moved or exists in one only.
     pub counters: Vec<CounterDiff>,
     /// One reject per changed table, or why the snapshots were not compared.
@@ -79,6 +101,7 @@ pub fn diff_files(before: &Path, after: &Path) -> DiffReport {
         state_before: None,
         state_after: None,
         tables: Vec::new(),
+        claims: Vec::new(),
         counters: Vec::new(),
         rejects: Vec::new(),
     };
@@ -98,6 +121,17 @@ pub fn diff_files(before: &Path, after: &Path) -> DiffReport {
                     "{} snapshot ({}) against {} snapshot ({}): different engines or encodings are not compared",
                     b.engine, b.encoding, a.engine, a.encoding
                 ),
+            )
+            .at_path(report.after.clone()),
+        );
+        return report;
+    }
+    let defs = |s: &Snapshot| s.claims.iter().map(|c| c.claim()).collect::<Vec<_>>();
+    if defs(&b) != defs(&a) {
+        report.rejects.push(
+            Reject::new(
+                RejectCode::SnapshotIncomparable,
+                "the snapshots evaluated different claims (ids, tables, filters or columns): take both with one claims file".into(),
             )
             .at_path(report.after.clone()),
         );
@@ -171,6 +205,35 @@ fn compare(b: &Snapshot, a: &Snapshot, report: &mut DiffReport) {
         }
         report.tables.push(d);
     }
+    for (x, y) in b.claims.iter().zip(&a.claims) {
+        let same = x.rows == y.rows && x.digest == y.digest;
+        let d = ClaimDiff {
+            id: x.id.clone(),
+            title: x.title.clone(),
+            status: if same { "identical" } else { "changed" }.into(),
+            rows_before: x.rows,
+            rows_after: y.rows,
+            digest_before: x.digest.to_hex(),
+            digest_after: y.digest.to_hex(),
+        };
+        if !same {
+            report.rejects.push(
+                Reject::new(
+                    RejectCode::StateChanged,
+                    format!(
+                        "claim {:?} changed: rows {} -> {}, digest {}… -> {}…",
+                        x.title,
+                        x.rows,
+                        y.rows,
+                        &d.digest_before[..12],
+                        &d.digest_after[..12]
+                    ),
+                )
+                .at_path(format!("claim {}", x.id)),
+            );
+        }
+        report.claims.push(d);
+    }
     let cb: BTreeMap<&str, i64> = b
         .counters
         .iter()
@@ -220,6 +283,19 @@ impl DiffReport {
                 t.rows_after.map_or("-".into(), |n| n.to_string()),
                 short(&t.digest_before),
                 short(&t.digest_after)
+            );
+        }
+        for c in &self.claims {
+            let _ = writeln!(
+                out,
+                "{:<9} claim {} ({}): rows {} -> {}, digest {}… -> {}…",
+                c.status,
+                shown(&c.id),
+                shown(&c.title),
+                c.rows_before,
+                c.rows_after,
+                &c.digest_before[..12],
+                &c.digest_after[..12]
             );
         }
         for c in &self.counters {

@@ -8,6 +8,7 @@
 //! three snapshots. Issue 12 in progress: PostgreSQL, claims files and the benchmark are still
 //! to come.
 
+pub mod claims;
 pub mod diff;
 pub mod encode;
 pub mod rehearse;
@@ -54,6 +55,7 @@ pub fn snapshot_to(
     shown: &str,
     out: &Path,
     immutable: bool,
+    claims: &[claims::Claim],
 ) -> Result<Snapshot, Box<Reject>> {
     if std::fs::symlink_metadata(out).is_ok() {
         return Err(Box::new(
@@ -65,7 +67,9 @@ pub fn snapshot_to(
         ));
     }
     let snap = match target {
-        Target::Sqlite(path) => sqlite::snapshot(path, shown, sqlite::SqliteOptions { immutable })?,
+        Target::Sqlite(path) => {
+            sqlite::snapshot(path, shown, sqlite::SqliteOptions { immutable }, claims)?
+        }
     };
     write_new(out, &snap.render()).map_err(|e| {
         Box::new(

@@ -120,7 +120,7 @@ pub fn sqlite(
     change: (&str, &str),
     rollback_sql: Option<(&str, &str)>,
 ) -> Result<Rehearsal, Box<Reject>> {
-    let source_before = sqlite::snapshot(path, target, sqlite::SqliteOptions::default())?;
+    let source_before = sqlite::snapshot(path, target, sqlite::SqliteOptions::default(), &[])?;
     let stamp_before = stamp(path);
     let dir = tempfile::Builder::new()
         .prefix("packet-rehearsal-")
@@ -140,7 +140,7 @@ pub fn sqlite(
     let conn = rusqlite::Connection::open(&copy)
         .map_err(|e| failed(target, format!("cannot open the copy: {e}")))?;
     let snap = |what: &str| {
-        sqlite::of_connection(&conn, target)
+        sqlite::of_connection(&conn, target, &[])
             .map_err(|e| failed(target, format!("cannot snapshot the copy {what}: {e}")))
     };
     let sql_failed = |name: &str, e: rusqlite::Error| failed(target, format!("{name} failed: {e}"));
@@ -176,7 +176,7 @@ pub fn sqlite(
         }
     };
     drop(conn);
-    let source_after = sqlite::snapshot(path, target, sqlite::SqliteOptions::default())?;
+    let source_after = sqlite::snapshot(path, target, sqlite::SqliteOptions::default(), &[])?;
     let untouched = stamp_before.is_some() && stamp(path) == stamp_before;
     if source_after.state_digest != source_before.state_digest || !untouched {
         return Err(failed(

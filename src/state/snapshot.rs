@@ -60,6 +60,10 @@ pub struct Snapshot {
     /// Counters, sorted by name.
     #[serde(default)]
     pub counters: Vec<Counter>,
+    /// The claims evaluated, in the claims file's order (not part of the state digest: each
+    /// is a view of the tables; `snapshot-diff` compares them one by one).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub claims: Vec<super::claims::ClaimState>,
     /// SHA-256 over the encoding version and every table's name, rows, digest and schema
     /// digest, in name order ([`state_digest`]).
     pub state_digest: Digest,

@@ -7,6 +7,7 @@
 //! statement as stored and those of its indexes and triggers, so a new index is a schema
 //! change; rowids are never read, so a `VACUUM` that renumbers them changes nothing.
 
+use super::claims::{self, Claim, ClaimState};
 use super::encode::{Multiset, RowEncoder, Value};
 use super::snapshot::{Counter, SNAPSHOT_SCHEMA, Snapshot, TableState, state_digest};
 use crate::digest::Digest;
@@ -32,7 +33,12 @@ fn unreadable(target: &str, why: String) -> Box<Reject> {
 ///
 /// Errors (`SNAPSHOT_SOURCE_UNREADABLE`): a missing file (never an empty new database), a file
 /// that is not a database, or a read that fails.
-pub fn snapshot(path: &Path, target: &str, opts: SqliteOptions) -> Result<Snapshot, Box<Reject>> {
+pub fn snapshot(
+    path: &Path,
+    target: &str,
+    opts: SqliteOptions,
+    claims: &[Claim],
+) -> Result<Snapshot, Box<Reject>> {
     if !std::fs::metadata(path).is_ok_and(|m| m.is_file()) {
         return Err(unreadable(
             target,
@@ -41,7 +47,36 @@ pub fn snapshot(path: &Path, target: &str, opts: SqliteOptions) -> Result<Snapsh
     }
     let conn = open_read_only(path, opts.immutable)
         .map_err(|e| unreadable(target, format!("cannot open: {e}")))?;
-    of_connection(&conn, target).map_err(|e| unreadable(target, format!("cannot read: {e}")))
+    of_connection(&conn, target, claims).map_err(|e| match e {
+        StateError::Read(e) => unreadable(target, format!("cannot read: {e}")),
+        StateError::Claim(why) => {
+            Box::new(Reject::new(RejectCode::ClaimsMalformed, why).at_path(target.to_string()))
+        }
+    })
+}
+
+/// Why a snapshot of a connection failed.
+#[derive(Debug)]
+pub enum StateError {
+    /// The database could not be read.
+    Read(rusqlite::Error),
+    /// A claim names a table or column that is not there, or its filter does not compile.
+    Claim(String),
+}
+
+impl std::fmt::Display for StateError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StateError::Read(e) => e.fmt(f),
+            StateError::Claim(why) => f.write_str(why),
+        }
+    }
+}
+
+impl From<rusqlite::Error> for StateError {
+    fn from(e: rusqlite::Error) -> StateError {
+        StateError::Read(e)
+    }
 }
 
 /// Opens `path` read-only through a URI (`mode=ro`, and `immutable=1` when asked): SQLite then
@@ -69,14 +104,95 @@ pub fn open_read_only(path: &Path, immutable: bool) -> rusqlite::Result<Connecti
 
 /// Snapshots what `conn` sees: inside its open transaction if it has one (a rehearsal reads
 /// its own uncommitted change), else inside a read transaction of its own.
-pub fn of_connection(conn: &Connection, target: &str) -> rusqlite::Result<Snapshot> {
+pub fn of_connection(
+    conn: &Connection,
+    target: &str,
+    claims: &[Claim],
+) -> Result<Snapshot, StateError> {
+    let read = || -> Result<Snapshot, StateError> {
+        let mut snap = read_in_transaction(conn, target)?;
+        snap.claims = evaluate(conn, &snap, claims)?;
+        Ok(snap)
+    };
     if !conn.is_autocommit() {
-        return read_in_transaction(conn, target);
+        return read();
     }
     conn.execute_batch("BEGIN")?;
-    let result = read_in_transaction(conn, target);
+    let result = read();
     let _ = conn.execute_batch("COMMIT");
     result
+}
+
+/// Each claim's row count and digest, read in the caller's transaction.
+fn evaluate(
+    conn: &Connection,
+    snap: &Snapshot,
+    claims: &[Claim],
+) -> Result<Vec<ClaimState>, StateError> {
+    let mut out = Vec::with_capacity(claims.len());
+    let mut buf = Vec::new();
+    for c in claims {
+        let bad = |why: String| StateError::Claim(format!("claim {:?}: {why}", c.id));
+        if !snap.tables.iter().any(|t| t.name == c.table) {
+            return Err(bad(format!("no table {:?} in the database", c.table)));
+        }
+        let present: Vec<String> = conn
+            .prepare(&format!(
+                "SELECT name FROM pragma_table_xinfo({})",
+                sql_string(&c.table)
+            ))?
+            .query_map([], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        for col in c.columns.iter().flatten() {
+            if !present.contains(col) {
+                return Err(bad(format!("no column {col:?} in table {:?}", c.table)));
+            }
+        }
+        let mut stmt = conn
+            .prepare(&claims::select(c))
+            .map_err(|e| bad(format!("its filter does not compile: {e}")))?;
+        let columns = stmt.column_count();
+        let mut rows = stmt.query([])?;
+        let mut set = Multiset::default();
+        while let Some(row) = rows.next()? {
+            let mut encoder = RowEncoder::begin(&mut buf, columns);
+            for i in 0..columns {
+                encoder.push(&value(row.get_ref(i)?));
+            }
+            set.add(encoder.finish()).map_err(|e| {
+                StateError::Read(rusqlite::Error::ToSqlConversionFailure(Box::new(e)))
+            })?;
+        }
+        let rows = set.rows();
+        let digest = set
+            .finish()
+            .map_err(|e| StateError::Read(rusqlite::Error::ToSqlConversionFailure(Box::new(e))))?;
+        out.push(ClaimState {
+            id: c.id.clone(),
+            title: c.title.clone(),
+            table: c.table.clone(),
+            filter: c.filter.clone(),
+            columns: c.columns.clone(),
+            rows,
+            digest,
+        });
+    }
+    Ok(out)
+}
+
+/// `s` as an SQL string literal.
+fn sql_string(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+fn value(v: ValueRef<'_>) -> Value<'_> {
+    match v {
+        ValueRef::Null => Value::Null,
+        ValueRef::Integer(n) => Value::Integer(n),
+        ValueRef::Real(f) => Value::Real(f),
+        ValueRef::Text(t) => Value::Text(t),
+        ValueRef::Blob(b) => Value::Blob(b),
+    }
 }
 
 fn read_in_transaction(conn: &Connection, target: &str) -> rusqlite::Result<Snapshot> {
@@ -113,13 +229,7 @@ fn read_in_transaction(conn: &Connection, target: &str) -> rusqlite::Result<Snap
         while let Some(row) = rows.next()? {
             let mut encoder = RowEncoder::begin(&mut buf, columns);
             for i in 0..columns {
-                encoder.push(&match row.get_ref(i)? {
-                    ValueRef::Null => Value::Null,
-                    ValueRef::Integer(n) => Value::Integer(n),
-                    ValueRef::Real(f) => Value::Real(f),
-                    ValueRef::Text(t) => Value::Text(t),
-                    ValueRef::Blob(b) => Value::Blob(b),
-                });
+                encoder.push(&value(row.get_ref(i)?));
             }
             let d = encoder.finish();
             set.add(d)
@@ -161,5 +271,6 @@ fn read_in_transaction(conn: &Connection, target: &str) -> rusqlite::Result<Snap
         state_digest: state_digest(&tables),
         tables,
         counters,
+        claims: Vec::new(),
     })
 }
