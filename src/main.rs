@@ -176,6 +176,12 @@ enum Command {
         /// columns): each claim is evaluated to a row count and a digest.
         #[arg(long, value_name = "FILE.toml")]
         claims: Option<PathBuf>,
+        /// Only tables matching this glob (repeatable).
+        #[arg(long = "table", value_name = "PATTERN")]
+        tables: Vec<String>,
+        /// Never tables matching this glob (repeatable).
+        #[arg(long = "exclude-table", value_name = "PATTERN")]
+        exclude_tables: Vec<String>,
         /// Print the outcome as one JSON document.
         #[arg(long)]
         json: bool,
@@ -637,8 +643,17 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             out,
             immutable,
             claims,
+            tables,
+            exclude_tables,
             json,
         }) => {
+            let scope = match packet::state::scope::Scope::new(tables, exclude_tables) {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("packet: {e}");
+                    return Ok(ExitCode::from(2));
+                }
+            };
             let parsed: packet::state::Target = match target.parse() {
                 Ok(t) => t,
                 Err(e) => {
@@ -658,6 +673,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     &out,
                     immutable,
                     claims.as_deref().unwrap_or_default(),
+                    &scope,
                 ),
                 Err(e) => Err(e),
             };

@@ -718,3 +718,68 @@ fn claims_naming_what_is_not_there_are_refused() {
     .unwrap();
     assert_eq!(after.trim(), python_rows.to_string(), "a claim's SQL wrote");
 }
+
+#[test]
+fn table_patterns_scope_a_snapshot_and_scopes_must_agree() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let db = database(d);
+    let target = format!("sqlite:{}", db.display());
+    let snap = |out: &str, args: &[&str]| {
+        packet()
+            .arg("snapshot")
+            .arg(&target)
+            .args(args)
+            .arg("-o")
+            .arg(d.join(out))
+            .assert()
+            .success();
+        serde_json::from_slice::<Value>(&fs::read(d.join(out)).unwrap()).unwrap()
+    };
+    let names = |doc: &Value| -> Vec<String> {
+        doc["tables"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(
+        names(&snap("birth.json", &["--table", "birth_*"])),
+        ["birth_registry"]
+    );
+    let before = snap("no-log.json", &["--exclude-table", "log"]);
+    assert_eq!(names(&before), ["birth_registry", "kv"]);
+    assert_eq!(before["scope"]["exclude_tables"][0], "log");
+    // A change outside the scope is outside the proof; inside it, it is caught.
+    python(
+        "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute(\"INSERT INTO log VALUES ('x', 5)\"); c.commit()",
+        &db,
+    );
+    snap("no-log-after.json", &["--exclude-table", "log"]);
+    packet()
+        .arg("snapshot-diff")
+        .arg(d.join("no-log.json"))
+        .arg(d.join("no-log-after.json"))
+        .assert()
+        .success();
+    snap("all.json", &[]);
+    refused(
+        d,
+        &[
+            "snapshot-diff".as_ref(),
+            d.join("no-log.json").as_os_str(),
+            d.join("all.json").as_os_str(),
+        ],
+        "SNAPSHOT_INCOMPARABLE",
+    );
+    packet()
+        .arg("snapshot")
+        .arg(&target)
+        .args(["--table", "["])
+        .arg("-o")
+        .arg(d.join("bad.json"))
+        .assert()
+        .code(2);
+    assert!(!d.join("bad.json").exists());
+}

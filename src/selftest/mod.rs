@@ -630,8 +630,16 @@ fn state_probe(tmp: &Path, problems: &mut Vec<String>) -> ProbeResult {
         return fail(format!("could not make the database: {e}"));
     }
     let target = Target::Sqlite(db.clone());
-    let snap =
-        |out: &str| state::snapshot_to(&target, "sqlite:state.db", &tmp.join(out), false, &[]);
+    let snap = |out: &str| {
+        state::snapshot_to(
+            &target,
+            "sqlite:state.db",
+            &tmp.join(out),
+            false,
+            &[],
+            &Default::default(),
+        )
+    };
     if let Err(e) = snap("before.json").and_then(|_| snap("again.json")) {
         return fail(e.render());
     }

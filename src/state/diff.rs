@@ -126,6 +126,16 @@ pub fn diff_files(before: &Path, after: &Path) -> DiffReport {
         );
         return report;
     }
+    if b.scope != a.scope {
+        report.rejects.push(
+            Reject::new(
+                RejectCode::SnapshotIncomparable,
+                "the snapshots cover different tables (--table/--exclude-table): take both with one scope".into(),
+            )
+            .at_path(report.after.clone()),
+        );
+        return report;
+    }
     let defs = |s: &Snapshot| s.claims.iter().map(|c| c.claim()).collect::<Vec<_>>();
     if defs(&b) != defs(&a) {
         report.rejects.push(

@@ -12,6 +12,7 @@ pub mod claims;
 pub mod diff;
 pub mod encode;
 pub mod rehearse;
+pub mod scope;
 pub mod snapshot;
 pub mod sqlite;
 
@@ -56,6 +57,7 @@ pub fn snapshot_to(
     out: &Path,
     immutable: bool,
     claims: &[claims::Claim],
+    scope: &scope::Scope,
 ) -> Result<Snapshot, Box<Reject>> {
     if std::fs::symlink_metadata(out).is_ok() {
         return Err(Box::new(
@@ -67,9 +69,15 @@ pub fn snapshot_to(
         ));
     }
     let snap = match target {
-        Target::Sqlite(path) => {
-            sqlite::snapshot(path, shown, sqlite::SqliteOptions { immutable }, claims)?
-        }
+        Target::Sqlite(path) => sqlite::snapshot(
+            path,
+            shown,
+            sqlite::SqliteOptions {
+                immutable,
+                scope: scope.clone(),
+            },
+            claims,
+        )?,
     };
     write_new(out, &snap.render()).map_err(|e| {
         Box::new(

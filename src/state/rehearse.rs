@@ -140,7 +140,7 @@ pub fn sqlite(
     let conn = rusqlite::Connection::open(&copy)
         .map_err(|e| failed(target, format!("cannot open the copy: {e}")))?;
     let snap = |what: &str| {
-        sqlite::of_connection(&conn, target, &[])
+        sqlite::of_connection(&conn, target, &[], &Default::default())
             .map_err(|e| failed(target, format!("cannot snapshot the copy {what}: {e}")))
     };
     let sql_failed = |name: &str, e: rusqlite::Error| failed(target, format!("{name} failed: {e}"));

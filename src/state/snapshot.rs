@@ -60,6 +60,9 @@ pub struct Snapshot {
     /// Counters, sorted by name.
     #[serde(default)]
     pub counters: Vec<Counter>,
+    /// The tables covered, when not all (`--table`, `--exclude-table`).
+    #[serde(default, skip_serializing_if = "super::scope::Scope::is_everything")]
+    pub scope: super::scope::Scope,
     /// The claims evaluated, in the claims file's order (not part of the state digest: each
     /// is a view of the tables; `snapshot-diff` compares them one by one).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -9,6 +9,7 @@
 
 use super::claims::{self, Claim, ClaimState};
 use super::encode::{Multiset, RowEncoder, Value};
+use super::scope::Scope;
 use super::snapshot::{Counter, SNAPSHOT_SCHEMA, Snapshot, TableState, state_digest};
 use crate::digest::Digest;
 use crate::reject::{Reject, RejectCode};
@@ -18,8 +19,10 @@ use sha2::{Digest as _, Sha256};
 use std::path::Path;
 
 /// How to open the database.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct SqliteOptions {
+    /// Which tables count.
+    pub scope: Scope,
     /// Open with `immutable=1`: SQLite then takes no locks and assumes nothing changes the
     /// file, which is right only for a copy nobody writes (a backup on read-only media).
     pub immutable: bool,
@@ -47,7 +50,7 @@ pub fn snapshot(
     }
     let conn = open_read_only(path, opts.immutable)
         .map_err(|e| unreadable(target, format!("cannot open: {e}")))?;
-    of_connection(&conn, target, claims).map_err(|e| match e {
+    of_connection(&conn, target, claims, &opts.scope).map_err(|e| match e {
         StateError::Read(e) => unreadable(target, format!("cannot read: {e}")),
         StateError::Claim(why) => {
             Box::new(Reject::new(RejectCode::ClaimsMalformed, why).at_path(target.to_string()))
@@ -108,9 +111,10 @@ pub fn of_connection(
     conn: &Connection,
     target: &str,
     claims: &[Claim],
+    scope: &Scope,
 ) -> Result<Snapshot, StateError> {
     let read = || -> Result<Snapshot, StateError> {
-        let mut snap = read_in_transaction(conn, target)?;
+        let mut snap = read_in_transaction(conn, target, scope)?;
         snap.claims = evaluate(conn, &snap, claims)?;
         Ok(snap)
     };
@@ -134,7 +138,10 @@ fn evaluate(
     for c in claims {
         let bad = |why: String| StateError::Claim(format!("claim {:?}: {why}", c.id));
         if !snap.tables.iter().any(|t| t.name == c.table) {
-            return Err(bad(format!("no table {:?} in the database", c.table)));
+            return Err(bad(format!(
+                "no table {:?} in the database (or outside --table/--exclude-table)",
+                c.table
+            )));
         }
         let present: Vec<String> = conn
             .prepare(&format!(
@@ -195,7 +202,11 @@ fn value(v: ValueRef<'_>) -> Value<'_> {
     }
 }
 
-fn read_in_transaction(conn: &Connection, target: &str) -> rusqlite::Result<Snapshot> {
+fn read_in_transaction(
+    conn: &Connection,
+    target: &str,
+    scope: &Scope,
+) -> rusqlite::Result<Snapshot> {
     let version: String = conn.query_row("SELECT sqlite_version()", [], |r| r.get(0))?;
     // Every schema object, to give each table the digest of its definition, indexes and
     // triggers. Autoindexes have no SQL; their name and table are enough.
@@ -206,7 +217,9 @@ fn read_in_transaction(conn: &Connection, target: &str) -> rusqlite::Result<Snap
     objects.sort();
     let mut names: Vec<String> = objects
         .iter()
-        .filter(|(kind, name, _, _)| kind == "table" && !name.starts_with("sqlite_"))
+        .filter(|(kind, name, _, _)| {
+            kind == "table" && !name.starts_with("sqlite_") && scope.admits(name)
+        })
         .map(|(_, name, _, _)| name.clone())
         .collect();
     names.sort();
@@ -272,5 +285,6 @@ fn read_in_transaction(conn: &Connection, target: &str) -> rusqlite::Result<Snap
         tables,
         counters,
         claims: Vec::new(),
+        scope: scope.clone(),
     })
 }
