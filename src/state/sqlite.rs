@@ -158,22 +158,7 @@ fn evaluate(
         let mut stmt = conn
             .prepare(&claims::select(c))
             .map_err(|e| bad(format!("its filter does not compile: {e}")))?;
-        let columns = stmt.column_count();
-        let mut rows = stmt.query([])?;
-        let mut set = Multiset::default();
-        while let Some(row) = rows.next()? {
-            let mut encoder = RowEncoder::begin(&mut buf, columns);
-            for i in 0..columns {
-                encoder.push(&value(row.get_ref(i)?));
-            }
-            set.add(encoder.finish()).map_err(|e| {
-                StateError::Read(rusqlite::Error::ToSqlConversionFailure(Box::new(e)))
-            })?;
-        }
-        let rows = set.rows();
-        let digest = set
-            .finish()
-            .map_err(|e| StateError::Read(rusqlite::Error::ToSqlConversionFailure(Box::new(e))))?;
+        let (rows, digest) = digest_rows(&mut stmt, &mut buf)?;
         out.push(ClaimState {
             id: c.id.clone(),
             title: c.title.clone(),
@@ -185,6 +170,27 @@ fn evaluate(
         });
     }
     Ok(out)
+}
+
+/// Streams every row `stmt` returns through the canonical encoding: its row count and the
+/// multiset digest of its rows. `buf` is scratch space reused from row to row.
+fn digest_rows(
+    stmt: &mut rusqlite::Statement<'_>,
+    buf: &mut Vec<u8>,
+) -> rusqlite::Result<(u64, Digest)> {
+    let spill = |e: std::io::Error| rusqlite::Error::ToSqlConversionFailure(Box::new(e));
+    let columns = stmt.column_count();
+    let mut rows = stmt.query([])?;
+    let mut set = Multiset::default();
+    while let Some(row) = rows.next()? {
+        let mut encoder = RowEncoder::begin(buf, columns);
+        for i in 0..columns {
+            encoder.push(&value(row.get_ref(i)?));
+        }
+        set.add(encoder.finish()).map_err(spill)?;
+    }
+    let rows = set.rows();
+    Ok((rows, set.finish().map_err(spill)?))
 }
 
 /// `s` as an SQL string literal.
@@ -236,22 +242,7 @@ fn read_in_transaction(
         }
         let quoted = format!("\"{}\"", name.replace('"', "\"\""));
         let mut stmt = conn.prepare(&format!("SELECT * FROM {quoted}"))?;
-        let columns = stmt.column_count();
-        let mut rows = stmt.query([])?;
-        let mut set = Multiset::default();
-        while let Some(row) = rows.next()? {
-            let mut encoder = RowEncoder::begin(&mut buf, columns);
-            for i in 0..columns {
-                encoder.push(&value(row.get_ref(i)?));
-            }
-            let d = encoder.finish();
-            set.add(d)
-                .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
-        }
-        let rows = set.rows();
-        let digest = set
-            .finish()
-            .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+        let (rows, digest) = digest_rows(&mut stmt, &mut buf)?;
         tables.push(TableState {
             name: name.clone(),
             rows,
