@@ -522,6 +522,13 @@ fn rehearse_proves_a_rollback_on_a_copy_and_never_touches_the_source() {
         let moved = entry["counters_moved"].as_array().unwrap();
         assert_eq!(moved.len(), usize::from(undo.is_some()), "{entry:#}");
     }
+    // The same rehearsal again: byte-identical evidence (it seals to the same tree).
+    let (code, _) = rehearse(&db, d, change, Some(undo), "again.json");
+    assert_eq!(code, 0);
+    assert_eq!(
+        fs::read(d.join("again.json")).unwrap(),
+        fs::read(d.join("with-script.json")).unwrap()
+    );
     assert_eq!(fs::read(&db).unwrap(), bytes, "the source's bytes changed");
     assert_eq!(fs::metadata(&db).unwrap().mtime_nsec(), mtime);
     let leftovers: Vec<_> = fs::read_dir(d)
