@@ -9,8 +9,8 @@ use crate::report::Report;
 use crate::rollback;
 use crate::seal::SEAL_RECORD_NAME;
 use crate::verify::{
-    Against, Hashed, Run, Seal, VerifyOptions, evidence, finding, is_seal_file, seal_file_limit,
-    too_large,
+    Against, Hashed, Run, Seal, Unread, VerifyOptions, evidence, finding, is_seal_file,
+    seal_file_limit,
 };
 use crate::walk;
 use std::collections::HashMap;
@@ -65,18 +65,18 @@ fn check_archive_with(
     run.place = "in the archive";
     let own_seal = matches!(opts.against, Against::Itself | Against::Tree(_));
     // A seal file's bytes, or why they were not kept.
-    let mut seal_files: HashMap<&'static str, Result<Vec<u8>, String>> = HashMap::new();
+    let mut seal_files: HashMap<&'static str, Result<Vec<u8>, Unread>> = HashMap::new();
     // None: not loaded yet; Some(None): loading failed (the report says why).
     let mut seal: Option<Option<Seal>> = None;
     let mut got: HashMap<String, Streamed> = HashMap::new();
     let mut found: Vec<String> = Vec::new();
     let mut retained = 0u64;
-    let lookup = |files: &HashMap<&'static str, Result<Vec<u8>, String>>, name: &str| match files
+    let lookup = |files: &HashMap<&'static str, Result<Vec<u8>, Unread>>, name: &str| match files
         .get(name)
     {
         Some(Ok(b)) => Ok(b.clone()),
-        Some(Err(why)) => Err((why.clone(), true)),
-        None => Err(("absent from the archive".to_string(), false)),
+        Some(Err(unread)) => Err(unread.clone()),
+        None => Err(Unread::absent("absent from the archive")),
     };
 
     let streamed = archive::stream(archive, limits, &mut |f: FileEntry<'_>| {
@@ -98,7 +98,7 @@ fn check_archive_with(
         if let Some(name) = seal_name {
             let kept = match &read.bytes {
                 Some(b) => Ok(b.clone()),
-                None => Err(too_large(read.len, keep_limit)),
+                None => Err(Unread::too_large(read.len, keep_limit)),
             };
             seal_files.insert(name, kept);
         }
@@ -199,7 +199,7 @@ fn check_archive_with(
 
 /// True once an archive has shown the seal files a streaming check needs before payload:
 /// the manifest, the tree file and, when the manifest lists it, the seal record.
-fn seal_ready(files: &HashMap<&'static str, Result<Vec<u8>, String>>) -> bool {
+fn seal_ready(files: &HashMap<&'static str, Result<Vec<u8>, Unread>>) -> bool {
     let manifest = match files.get(MANIFEST_NAME) {
         None => return false,
         // Unusable: loading now reports it.

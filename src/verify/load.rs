@@ -12,20 +12,66 @@ use crate::seal::{Records, SEAL_RECORD_NAME};
 use std::fs;
 use std::path::{Path, PathBuf};
 
-/// Reads a seal file that must be a regular file. The error says why and whether the file
-/// was there at all.
-/// Reads no more than the limit for its name ([`seal_file_limit`]): a seal file above it is
-/// refused unread, so a 2 GiB sparse manifest costs no memory.
-pub(crate) fn read_regular(path: &Path) -> Result<Vec<u8>, (String, bool)> {
+/// Why a seal file was not read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Unread {
+    /// A phrase that completes "<name> is …".
+    pub(crate) why: String,
+    /// What kind of failure it was, which decides the reject code.
+    pub(crate) kind: UnreadKind,
+}
+
+/// The three ways a seal file is not read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum UnreadKind {
+    /// Not there at all.
+    Absent,
+    /// There, but not a regular file or not readable.
+    Unusable,
+    /// Above its size limit ([`seal_file_limit`]): refused unread.
+    TooLarge,
+}
+
+impl Unread {
+    fn new(kind: UnreadKind, why: impl Into<String>) -> Unread {
+        Unread {
+            why: why.into(),
+            kind,
+        }
+    }
+
+    /// Absent from where it was looked for.
+    pub(crate) fn absent(why: impl Into<String>) -> Unread {
+        Unread::new(UnreadKind::Absent, why)
+    }
+
+    /// Refused unread: `len` bytes (or more) against the `limit`.
+    pub(crate) fn too_large(len: u64, limit: u64) -> Unread {
+        Unread::new(
+            UnreadKind::TooLarge,
+            format!(
+                "larger than the {limit}-byte limit for a seal file ({len} bytes or more): refused unread"
+            ),
+        )
+    }
+}
+
+/// Reads a seal file that must be a regular file, no more than the limit for its name
+/// ([`seal_file_limit`]): a seal file above it is refused unread, so a 2 GiB sparse manifest
+/// costs no memory.
+pub(crate) fn read_regular(path: &Path) -> Result<Vec<u8>, Unread> {
     let limit = seal_file_limit(&path.file_name().unwrap_or_default().to_string_lossy());
     match fs::symlink_metadata(path) {
-        Err(_) => Err(("absent".into(), false)),
-        Ok(m) if !m.is_file() => Err(("not a regular file".into(), true)),
-        Ok(m) if m.len() > limit => Err((too_large(m.len(), limit), true)),
+        Err(_) => Err(Unread::absent("absent")),
+        Ok(m) if !m.is_file() => Err(Unread::new(UnreadKind::Unusable, "not a regular file")),
+        Ok(m) if m.len() > limit => Err(Unread::too_large(m.len(), limit)),
         Ok(_) => match digest::read_regular_bounded(path, limit) {
             Ok(Some(bytes)) => Ok(bytes),
-            Ok(None) => Err((too_large(limit + 1, limit), true)),
-            Err(e) => Err((format!("unreadable: {e}"), true)),
+            Ok(None) => Err(Unread::too_large(limit + 1, limit)),
+            Err(e) => Err(Unread::new(
+                UnreadKind::Unusable,
+                format!("unreadable: {e}"),
+            )),
         },
     }
 }
@@ -41,18 +87,9 @@ pub fn seal_file_limit(name: &str) -> u64 {
     }
 }
 
-/// The start of every "too large" reason a seal file is refused with.
-pub(crate) const TOO_LARGE: &str = "larger than";
-
-pub(crate) fn too_large(len: u64, limit: u64) -> String {
-    format!(
-        "{TOO_LARGE} the {limit}-byte limit for a seal file ({len} bytes or more): refused unread"
-    )
-}
-
 /// Reads one of the checked packet's own seal files by name (from its directory, or from an
-/// archive's entries). The error says why, and whether the file was there at all.
-pub(crate) type LocalRead<'l> = &'l dyn Fn(&str) -> Result<Vec<u8>, (String, bool)>;
+/// archive's entries).
+pub(crate) type LocalRead<'l> = &'l dyn Fn(&str) -> Result<Vec<u8>, Unread>;
 
 impl Run<'_> {
     /// Reads the manifest (and tree file, pin, seal record) from where the options say: the
@@ -87,14 +124,15 @@ impl Run<'_> {
         let manifest_label = shown(&manifest_path);
         let bytes = match read(&manifest_path) {
             Ok(b) => b,
-            Err((why, _)) => {
-                let code = if why.starts_with(TOO_LARGE) {
+            Err(unread) => {
+                let code = if unread.kind == UnreadKind::TooLarge {
                     RejectCode::ManifestMalformed
                 } else {
                     RejectCode::ManifestMissing
                 };
                 self.seal_reject(
-                    Reject::new(code, format!("{MANIFEST_NAME} is {why}")).at_path(manifest_label),
+                    Reject::new(code, format!("{MANIFEST_NAME} is {}", unread.why))
+                        .at_path(manifest_label),
                 );
                 if !self.pins().is_empty() {
                     self.seal_reject(pin_unprovable());
@@ -118,9 +156,9 @@ impl Run<'_> {
         let mut recorded_digest = None;
         if let Some(tree_path) = &tree_path {
             let label = shown(tree_path);
-            match read(tree_path)
-                .and_then(|b| manifest::parse_tree_file(&b).map_err(|why| (why, true)))
-            {
+            match read(tree_path).and_then(|b| {
+                manifest::parse_tree_file(&b).map_err(|why| Unread::new(UnreadKind::Unusable, why))
+            }) {
                 Ok(recorded) => {
                     self.tree.recorded = Some(recorded.digest.to_hex());
                     recorded_digest = Some(recorded.digest);
@@ -152,13 +190,16 @@ impl Run<'_> {
                         }
                     }
                 }
-                Err((why, true)) => self
-                    .seal_rejects
-                    .push(Reject::new(RejectCode::TreeHashMalformed, why).at_path(label)),
-                Err((why, false)) => self.seal_reject(
+                Err(Unread {
+                    why,
+                    kind: UnreadKind::Absent,
+                }) => self.seal_reject(
                     Reject::new(RejectCode::TreeHashMissing, format!("{TREE_NAME} is {why}"))
                         .at_path(label),
                 ),
+                Err(Unread { why, .. }) => {
+                    self.seal_reject(Reject::new(RejectCode::TreeHashMalformed, why).at_path(label))
+                }
             }
         } else {
             // A manifest given on its own authenticates itself only through a pin.
@@ -265,12 +306,12 @@ impl Run<'_> {
             let found = if from_copy {
                 match local(SEAL_RECORD_NAME) {
                     Ok(b) => Some(b),
-                    Err((why, _)) => {
-                        if why.starts_with(TOO_LARGE) {
+                    Err(unread) => {
+                        if unread.kind == UnreadKind::TooLarge {
                             self.seal_reject(
                                 Reject::new(
                                     RejectCode::SealInconsistent,
-                                    format!("{SEAL_RECORD_NAME} is {why}"),
+                                    format!("{SEAL_RECORD_NAME} is {}", unread.why),
                                 )
                                 .at_path(SEAL_RECORD_NAME.into()),
                             );

@@ -11,7 +11,7 @@ mod load;
 mod run;
 
 pub use load::seal_file_limit;
-pub(crate) use load::{read_regular, too_large};
+pub(crate) use load::{Unread, read_regular};
 pub(crate) use run::{Hashed, Run, Seal, Target, is_seal_file};
 
 use crate::digest::{self, Digest};
