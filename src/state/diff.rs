@@ -156,12 +156,14 @@ pub fn diff_files(before: &Path, after: &Path) -> DiffReport {
     report
 }
 
-fn compare(b: &Snapshot, a: &Snapshot, report: &mut DiffReport) {
+/// Every table of either snapshot, by name, with its figures and what changed.
+pub fn table_diffs(b: &Snapshot, a: &Snapshot) -> Vec<TableDiff> {
     let before: BTreeMap<&str, _> = b.tables.iter().map(|t| (t.name.as_str(), t)).collect();
     let after: BTreeMap<&str, _> = a.tables.iter().map(|t| (t.name.as_str(), t)).collect();
     let mut names: Vec<&str> = before.keys().chain(after.keys()).copied().collect();
     names.sort();
     names.dedup();
+    let mut out = Vec::with_capacity(names.len());
     for name in names {
         let (tb, ta) = (before.get(name), after.get(name));
         let mut changed = Vec::new();
@@ -186,7 +188,7 @@ fn compare(b: &Snapshot, a: &Snapshot, report: &mut DiffReport) {
             (Some(_), None) => "removed",
             (None, None) => unreachable!("a name from one of the two maps"),
         };
-        let d = TableDiff {
+        out.push(TableDiff {
             name: name.to_string(),
             status: status.to_string(),
             changed,
@@ -194,9 +196,40 @@ fn compare(b: &Snapshot, a: &Snapshot, report: &mut DiffReport) {
             rows_after: ta.map(|t| t.rows),
             digest_before: tb.map(|t| t.digest.to_hex()),
             digest_after: ta.map(|t| t.digest.to_hex()),
-        };
-        if status != "identical" {
-            let what = match status {
+        });
+    }
+    out
+}
+
+/// Every counter of either snapshot whose value differs (or that exists in one only).
+pub fn counter_diffs(b: &Snapshot, a: &Snapshot) -> Vec<CounterDiff> {
+    let values = |s: &Snapshot| -> BTreeMap<String, i64> {
+        s.counters
+            .iter()
+            .map(|c| (c.name.clone(), c.value))
+            .collect()
+    };
+    let (cb, ca) = (values(b), values(a));
+    let mut names: Vec<&String> = cb.keys().chain(ca.keys()).collect();
+    names.sort();
+    names.dedup();
+    names
+        .into_iter()
+        .filter_map(|name| {
+            let (x, y) = (cb.get(name).copied(), ca.get(name).copied());
+            (x != y).then(|| CounterDiff {
+                name: name.clone(),
+                before: x,
+                after: y,
+            })
+        })
+        .collect()
+}
+
+fn compare(b: &Snapshot, a: &Snapshot, report: &mut DiffReport) {
+    for d in table_diffs(b, a) {
+        if d.status != "identical" {
+            let what = match d.status.as_str() {
                 "changed" => format!(
                     "{} changed: rows {} -> {}, content {} -> {}",
                     d.changed.join(" and "),
@@ -210,7 +243,7 @@ fn compare(b: &Snapshot, a: &Snapshot, report: &mut DiffReport) {
             };
             report.rejects.push(
                 Reject::new(RejectCode::StateChanged, format!("table {what}"))
-                    .at_path(name.to_string()),
+                    .at_path(d.name.clone()),
             );
         }
         report.tables.push(d);
@@ -244,29 +277,7 @@ fn compare(b: &Snapshot, a: &Snapshot, report: &mut DiffReport) {
         }
         report.claims.push(d);
     }
-    let cb: BTreeMap<&str, i64> = b
-        .counters
-        .iter()
-        .map(|c| (c.name.as_str(), c.value))
-        .collect();
-    let ca: BTreeMap<&str, i64> = a
-        .counters
-        .iter()
-        .map(|c| (c.name.as_str(), c.value))
-        .collect();
-    let mut names: Vec<&str> = cb.keys().chain(ca.keys()).copied().collect();
-    names.sort();
-    names.dedup();
-    for name in names {
-        let (x, y) = (cb.get(name).copied(), ca.get(name).copied());
-        if x != y {
-            report.counters.push(CounterDiff {
-                name: name.to_string(),
-                before: x,
-                after: y,
-            });
-        }
-    }
+    report.counters = counter_diffs(b, a);
 }
 
 fn short(d: &Option<String>) -> String {

@@ -9,7 +9,7 @@
 //! before and after the rehearsal, and its bytes and modification time compared: the
 //! rehearsal's own no-touch proof.
 
-use super::snapshot::{Counter, Snapshot};
+use super::snapshot::Snapshot;
 use super::sqlite;
 use crate::reject::{Reject, RejectCode};
 use crate::rollback::{self, ROLLBACK_SCHEMA};
@@ -46,14 +46,7 @@ struct Entry<'a> {
     rollback: &'a str,
     tables_changed_by_apply: &'a [String],
     tables_not_restored: &'a [String],
-    counters_moved: Vec<CounterMove<'a>>,
-}
-
-#[derive(Serialize)]
-struct CounterMove<'a> {
-    name: &'a str,
-    before: Option<i64>,
-    after_rollback: Option<i64>,
+    counters_moved: Vec<super::diff::CounterDiff>,
 }
 
 #[derive(Serialize)]
@@ -88,27 +81,19 @@ fn failed(target: &str, why: String) -> Box<Reject> {
 
 /// Tables whose rows, content or schema differ between two snapshots, or that exist in one.
 fn differing(a: &Snapshot, b: &Snapshot) -> Vec<String> {
-    let mut out = Vec::new();
-    for t in &a.tables {
-        match b.tables.iter().find(|u| u.name == t.name) {
-            Some(u) if u == t => {}
-            _ => out.push(t.name.clone()),
-        }
-    }
-    for u in &b.tables {
-        if !a.tables.iter().any(|t| t.name == u.name) {
-            out.push(u.name.clone());
-        }
-    }
-    out.sort();
-    out
+    super::diff::table_diffs(a, b)
+        .into_iter()
+        .filter(|d| d.status != "identical")
+        .map(|d| d.name)
+        .collect()
 }
 
-fn stamp(path: &Path) -> Option<(Vec<u8>, std::time::SystemTime)> {
-    Some((
-        std::fs::read(path).ok()?,
-        std::fs::metadata(path).ok()?.modified().ok()?,
-    ))
+/// The source's SHA-256, length and modification time: streamed in bounded memory, whatever
+/// the database's size.
+fn stamp(path: &Path) -> Option<(crate::digest::Digest, u64, std::time::SystemTime)> {
+    let read = crate::digest::read_with(path, 0, |_, _| ()).ok()?;
+    let mtime = std::fs::metadata(path).ok()?.modified().ok()?;
+    Some((read.digest, read.len, mtime))
 }
 
 /// Rehearses `change` (SQL text, named `change_name`) on a copy of the SQLite database at
@@ -186,29 +171,8 @@ pub fn sqlite(
     }
     let applied_to = differing(&before, &after_apply);
     let not_restored = differing(&before, &after_rollback);
-    let mut counters: Vec<&str> = before
-        .counters
-        .iter()
-        .chain(&after_rollback.counters)
-        .map(|c| c.name.as_str())
-        .collect();
-    counters.sort();
-    counters.dedup();
-    let value = |s: &Snapshot, n: &str| {
-        s.counters
-            .iter()
-            .find(|c: &&Counter| c.name == n)
-            .map(|c| c.value)
-    };
-    let counters_moved = counters
-        .into_iter()
-        .filter(|n| value(&before, n) != value(&after_rollback, n))
-        .map(|n| CounterMove {
-            name: n,
-            before: value(&before, n),
-            after_rollback: value(&after_rollback, n),
-        })
-        .collect();
+    // "after" is after the rollback: what no rollback restored.
+    let counters_moved = super::diff::counter_diffs(&before, &after_rollback);
     let (b, a, r) = (
         before.state_digest.to_hex(),
         after_apply.state_digest.to_hex(),
