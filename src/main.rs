@@ -165,7 +165,7 @@ enum Command {
     #[command(after_help = "Example:\n  packet snapshot sqlite:app.db -o before.json")]
     Snapshot {
         /// The database: sqlite:PATH.
-        target: String,
+        target: packet::state::Target,
         /// The snapshot document to write (must not exist).
         #[arg(long, short = 'o', value_name = "FILE")]
         out: PathBuf,
@@ -194,7 +194,7 @@ enum Command {
     )]
     Rehearse {
         /// The database: sqlite:PATH (opened read-only; only its copy is changed).
-        target: String,
+        target: packet::state::Target,
         /// The change to rehearse.
         #[arg(long, value_name = "CHANGE.sql")]
         apply: PathBuf,
@@ -654,13 +654,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     return Ok(ExitCode::from(2));
                 }
             };
-            let parsed: packet::state::Target = match target.parse() {
-                Ok(t) => t,
-                Err(e) => {
-                    eprintln!("packet: {e}");
-                    return Ok(ExitCode::from(2));
-                }
-            };
+            let shown = target.to_string();
             sweep_leftovers(&out, false);
             let outcome = match claims
                 .as_deref()
@@ -668,8 +662,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .transpose()
             {
                 Ok(claims) => packet::state::snapshot_to(
-                    &parsed,
                     &target,
+                    &shown,
                     &out,
                     immutable,
                     claims.as_deref().unwrap_or_default(),
@@ -677,7 +671,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 ),
                 Err(e) => Err(e),
             };
-            Ok(print_snapshot(&target, &out, &outcome, json, cli.quiet))
+            Ok(print_snapshot(&shown, &out, &outcome, json, cli.quiet))
         }
         Some(Command::Rehearse {
             target,
@@ -686,17 +680,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             out,
             json,
         }) => {
-            let parsed: packet::state::Target = match target.parse() {
-                Ok(t) => t,
-                Err(e) => {
-                    eprintln!("packet: {e}");
-                    return Ok(ExitCode::from(2));
-                }
-            };
+            let shown = target.to_string();
             sweep_leftovers(&out, false);
             let outcome =
-                packet::state::rehearse_to(&parsed, &target, &apply, rollback.as_deref(), &out);
-            Ok(print_rehearsal(&target, &out, &outcome, json, cli.quiet))
+                packet::state::rehearse_to(&target, &shown, &apply, rollback.as_deref(), &out);
+            Ok(print_rehearsal(&shown, &out, &outcome, json, cli.quiet))
         }
         Some(Command::SnapshotDiff {
             before,

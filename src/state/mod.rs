@@ -29,6 +29,15 @@ pub enum Target {
     Sqlite(std::path::PathBuf),
 }
 
+impl std::fmt::Display for Target {
+    /// The target as named on the command line: `sqlite:PATH`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::Sqlite(path) => write!(f, "sqlite:{}", path.display()),
+        }
+    }
+}
+
 impl std::str::FromStr for Target {
     type Err = String;
     fn from_str(s: &str) -> Result<Target, String> {
