@@ -433,26 +433,14 @@ fn plan(out: &Path, sources: &[PathBuf]) -> Result<Vec<Copy>, Error> {
     }
 }
 
-/// Copies planned files under `root`, recording what it created so it can be undone.
-fn copy_all(root: &Path, copies: &[Copy], created: &mut Vec<PathBuf>) -> Result<(), Error> {
+/// Copies planned files under `root`, a staging directory of this run's own: nothing needs
+/// undoing on failure, the whole directory is removed.
+fn copy_all(root: &Path, copies: &[Copy]) -> Result<(), Error> {
     for c in copies {
         let dest = root.join(&c.rel);
         if let Some(parent) = dest.parent() {
-            // Record each directory this copy creates, outermost first.
-            let mut missing = Vec::new();
-            let mut p = parent;
-            while !p.exists() {
-                missing.push(p.to_path_buf());
-                match p.parent() {
-                    Some(up) => p = up,
-                    None => break,
-                }
-            }
-            for d in missing.into_iter().rev() {
-                fs::create_dir(&d)
-                    .map_err(|e| Error::io(format!("creating {}", d.display()), e))?;
-                created.push(d);
-            }
+            fs::create_dir_all(parent)
+                .map_err(|e| Error::io(format!("creating {}", parent.display()), e))?;
         }
         // create_new: never overwrite, even if something appeared since planning.
         let mut out = fs::OpenOptions::new()
@@ -460,7 +448,6 @@ fn copy_all(root: &Path, copies: &[Copy], created: &mut Vec<PathBuf>) -> Result<
             .create_new(true)
             .open(&dest)
             .map_err(|e| Error::io(format!("creating {}", dest.display()), e))?;
-        created.push(dest.clone());
         let mut input = fs::File::open(&c.src)
             .map_err(|e| Error::io(format!("reading {}", c.src.display()), e))?;
         std::io::copy(&mut input, &mut out)
@@ -579,7 +566,7 @@ pub fn build(out: &Path, sources: &[PathBuf], opts: SealOptions) -> Result<Seale
     if exists {
         link_tree(out, staging.path(), true)?;
     }
-    copy_all(staging.path(), &copies, &mut Vec::new())?;
+    copy_all(staging.path(), &copies)?;
     crate::staging::crash_point("build:copied");
     let sealed = seal_dir(
         staging.path(),
