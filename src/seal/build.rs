@@ -58,29 +58,7 @@ fn has_seal(dir: &Path) -> bool {
 /// `reseal`) or holds no file; `PATH_REJECTED` for every symlink, special file or unsafe name
 /// in it (nothing is written then); `Error::Io` when reading or writing fails.
 pub fn seal_dir(dir: &Path, opts: SealOptions) -> Result<Sealed, Error> {
-    if !fs::symlink_metadata(dir).is_ok_and(|m| m.is_dir()) {
-        return Err(refused(
-            "not a directory (a packet is a directory)".into(),
-            dir,
-        ));
-    }
-    if has_seal(dir) && !opts.reseal {
-        return Err(refused(
-            "already sealed (holds a seal file); pass --reseal to replace the seal".into(),
-            dir,
-        ));
-    }
-    let payload: Vec<_> = sealable_files(dir)?
-        .into_iter()
-        .filter(|f| !RESERVED_NAMES.contains(&f.rel.as_str()))
-        .collect();
-    if payload.is_empty() {
-        return Err(refused(
-            "holds no file to seal: an empty packet proves nothing".into(),
-            dir,
-        ));
-    }
-
+    let payload = payload_of(dir, opts.reseal, false)?;
     let runner = Runner::new(opts.jobs, payload.len(), "sealing");
     let hashed = runner.map(&payload, |f| {
         let read = digest::read_with(&dir.join(&f.rel), PROFILE_LIMIT, |bytes, _| {
@@ -158,6 +136,40 @@ pub fn seal_dir(dir: &Path, opts: SealOptions) -> Result<Sealed, Error> {
         files: manifest.entries.len(),
         bytes: total,
     })
+}
+
+/// The payload files of the directory `dir` about to be sealed (every sealable file but the
+/// seal files), or why it cannot be: not a directory, already sealed without `reseal`, a file
+/// that cannot be sealed ([`sealable_files`]), or, unless `adding` sources, no file at all.
+/// Errors are `BUILD_REFUSED` naming `dir`, and the rejects of [`sealable_files`].
+fn payload_of(dir: &Path, reseal: bool, adding: bool) -> Result<Vec<walk::Found>, Error> {
+    if !fs::symlink_metadata(dir).is_ok_and(|m| m.is_dir()) {
+        let why = if adding {
+            "exists and is not a directory"
+        } else {
+            "not a directory (a packet is a directory)"
+        };
+        return Err(refused(why.into(), dir));
+    }
+    if has_seal(dir) && !reseal {
+        let why = if adding {
+            "already sealed (holds a seal file); pass --reseal to add sources and reseal"
+        } else {
+            "already sealed (holds a seal file); pass --reseal to replace the seal"
+        };
+        return Err(refused(why.into(), dir));
+    }
+    let payload: Vec<_> = sealable_files(dir)?
+        .into_iter()
+        .filter(|f| !RESERVED_NAMES.contains(&f.rel.as_str()))
+        .collect();
+    if payload.is_empty() && !adding {
+        return Err(refused(
+            "holds no file to seal: an empty packet proves nothing".into(),
+            dir,
+        ));
+    }
+    Ok(payload)
 }
 
 /// The regular files under `dir`, or every reason it cannot be sealed: symlinks, special
@@ -521,35 +533,9 @@ pub fn build(out: &Path, sources: &[PathBuf], opts: SealOptions) -> Result<Seale
     }
     let mut mode = None;
     if exists {
-        let meta = fs::symlink_metadata(out).map_err(|e| Error::io("reading the packet", e))?;
-        if !meta.is_dir() {
-            let why = if sources.is_empty() {
-                "not a directory (a packet is a directory)"
-            } else {
-                "exists and is not a directory"
-            };
-            return Err(refused(why.into(), out));
-        }
-        if has_seal(out) && !opts.reseal {
-            let why = if sources.is_empty() {
-                "already sealed (holds a seal file); pass --reseal to replace the seal"
-            } else {
-                "already sealed (holds a seal file); pass --reseal to add sources and reseal"
-            };
-            return Err(refused(why.into(), out));
-        }
         // What is already there must be sealable too; refuse before copying anything.
-        let files = sealable_files(out)?;
-        if sources.is_empty()
-            && files
-                .iter()
-                .all(|f| RESERVED_NAMES.contains(&f.rel.as_str()))
-        {
-            return Err(refused(
-                "holds no file to seal: an empty packet proves nothing".into(),
-                out,
-            ));
-        }
+        payload_of(out, opts.reseal, !sources.is_empty())?;
+        let meta = fs::symlink_metadata(out).map_err(|e| Error::io("reading the packet", e))?;
         mode = Some(meta.permissions());
     }
     let copies = plan(out, sources)?;
