@@ -32,7 +32,8 @@ struct Cli {
     /// With --selftest: print the result as one JSON document.
     #[arg(long, requires = "selftest")]
     json: bool,
-    /// Worker threads for hashing (default: one per CPU).
+    /// Worker threads for hashing; for a PostgreSQL snapshot, the connections that scan
+    /// tables at once, sharing one exported snapshot (default: one per CPU).
     #[arg(long, short = 'j', global = true, value_name = "N")]
     jobs: Option<usize>,
     /// Print nothing but the verdict line (no progress, no per-file lines).
@@ -162,9 +163,12 @@ enum Command {
     /// Digest a database's state, read-only, into a snapshot document (packet.snapshot/1):
     /// per table its rows, content digest and schema digest, and one state digest,
     /// independent of page layout, row order and rowids.
-    #[command(after_help = "Example:\n  packet snapshot sqlite:app.db -o before.json")]
+    #[command(
+        after_help = "Examples:\n  packet snapshot sqlite:app.db -o before.json\n  packet snapshot postgres://app@db.internal:5432/app --claims no-touch.toml -o before.json"
+    )]
     Snapshot {
-        /// The database: sqlite:PATH.
+        /// The database: sqlite:PATH, or postgres://user@host:port/db (libpq's PG*
+        /// environment variables fill in what the URL leaves out).
         target: packet::state::Target,
         /// The snapshot document to write (must not exist).
         #[arg(long, short = 'o', value_name = "FILE")]
@@ -193,7 +197,9 @@ enum Command {
         after_help = "Example:\n  packet rehearse sqlite:app.db --apply change.sql --rollback undo.sql -o rollback-evidence.json"
     )]
     Rehearse {
-        /// The database: sqlite:PATH (opened read-only; only its copy is changed).
+        /// The database: sqlite:PATH (opened read-only; only its copy is changed), or
+        /// postgres://user@host:port/db (the change runs in a transaction that is always
+        /// rolled back; with --rollback, on a scratch database made from it and dropped after).
         target: packet::state::Target,
         /// The change to rehearse.
         #[arg(long, value_name = "CHANGE.sql")]
@@ -665,9 +671,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     &target,
                     &shown,
                     &out,
-                    immutable,
+                    &packet::state::SnapshotOptions {
+                        scope,
+                        immutable,
+                        connections: cli.jobs.unwrap_or(0),
+                    },
                     claims.as_deref().unwrap_or_default(),
-                    &scope,
                 ),
                 Err(e) => Err(e),
             };

@@ -635,9 +635,8 @@ fn state_probe(tmp: &Path, problems: &mut Vec<String>) -> ProbeResult {
             &target,
             "sqlite:state.db",
             &tmp.join(out),
-            false,
-            &[],
             &Default::default(),
+            &[],
         )
     };
     if let Err(e) = snap("before.json").and_then(|_| snap("again.json")) {

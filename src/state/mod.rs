@@ -4,13 +4,15 @@
 //! compares two snapshots. These depend on the seal format and the reject codes; nothing
 //! that seals or verifies packets depends on them.
 //!
-//! [`rehearse`] applies a change to a disposable copy and writes rollback evidence from
-//! three snapshots. Issue 12 in progress: PostgreSQL, claims files and the benchmark are still
-//! to come.
+//! [`rehearse`] applies a change where it cannot reach the database (a copy, a transaction
+//! that is always rolled back, or a scratch database) and writes rollback evidence from three
+//! snapshots. [`postgres`] is the PostgreSQL engine; [`claims`] and [`scope`] say what a
+//! snapshot covers.
 
 pub mod claims;
 pub mod diff;
 pub mod encode;
+pub mod postgres;
 pub mod rehearse;
 pub mod scope;
 pub mod snapshot;
@@ -27,13 +29,17 @@ use std::path::Path;
 pub enum Target {
     /// `sqlite:PATH`.
     Sqlite(std::path::PathBuf),
+    /// A `postgres://` or `postgresql://` URL, as given (libpq's environment variables fill
+    /// in what it leaves out: [`postgres::config`]).
+    Postgres(String),
 }
 
 impl std::fmt::Display for Target {
-    /// The target as named on the command line: `sqlite:PATH`.
+    /// The target as named on the command line, with any password shown as `***`.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Target::Sqlite(path) => write!(f, "sqlite:{}", path.display()),
+            Target::Postgres(url) => f.write_str(&postgres::redacted(url)),
         }
     }
 }
@@ -48,13 +54,30 @@ impl std::str::FromStr for Target {
             return Ok(Target::Sqlite(path.into()));
         }
         if s.starts_with("postgres://") || s.starts_with("postgresql://") {
-            return Err(
-                "PostgreSQL targets are not supported yet (issue 12 in progress); use sqlite:PATH"
-                    .into(),
-            );
+            postgres::config(s)?;
+            return Ok(Target::Postgres(s.into()));
         }
-        Err(format!("{s:?} is not a database target: give sqlite:PATH"))
+        Err(format!(
+            "{s:?} is not a database target: give sqlite:PATH or postgres://user@host:port/db"
+        ))
     }
+}
+
+/// How to take a snapshot.
+#[derive(Clone, Debug, Default)]
+pub struct SnapshotOptions {
+    /// Which tables count.
+    pub scope: scope::Scope,
+    /// SQLite: open the file as immutable.
+    pub immutable: bool,
+    /// PostgreSQL: connections scanning tables at once (0: one per CPU).
+    pub connections: usize,
+}
+
+fn pg_config(url: &str, shown: &str) -> Result<::postgres::Config, Box<Reject>> {
+    postgres::config(url).map_err(|why| {
+        Box::new(Reject::new(RejectCode::SnapshotSourceUnreadable, why).at_path(shown.into()))
+    })
 }
 
 /// Snapshots `target` and writes the document to the new file `out`. Errors: the engine's
@@ -64,9 +87,8 @@ pub fn snapshot_to(
     target: &Target,
     shown: &str,
     out: &Path,
-    immutable: bool,
+    opts: &SnapshotOptions,
     claims: &[claims::Claim],
-    scope: &scope::Scope,
 ) -> Result<Snapshot, Box<Reject>> {
     if std::fs::symlink_metadata(out).is_ok() {
         return Err(Box::new(
@@ -82,8 +104,17 @@ pub fn snapshot_to(
             path,
             shown,
             sqlite::SqliteOptions {
-                immutable,
-                scope: scope.clone(),
+                immutable: opts.immutable,
+                scope: opts.scope.clone(),
+            },
+            claims,
+        )?,
+        Target::Postgres(url) => postgres::snapshot(
+            &pg_config(url, shown)?,
+            shown,
+            &postgres::PostgresOptions {
+                scope: opts.scope.clone(),
+                connections: opts.connections,
             },
             claims,
         )?,
@@ -133,6 +164,12 @@ pub fn rehearse_to(
     let done = match target {
         Target::Sqlite(path) => rehearse::sqlite(
             path,
+            shown,
+            (&change_name, &change),
+            undo_name.as_deref().zip(undo.as_deref()),
+        )?,
+        Target::Postgres(url) => rehearse::postgres(
+            &pg_config(url, shown)?,
             shown,
             (&change_name, &change),
             undo_name.as_deref().zip(undo.as_deref()),

@@ -55,7 +55,8 @@ struct Isolation<'a> {
     copy: String,
     source_state_before: String,
     source_state_after: String,
-    source_bytes_and_mtime_unchanged: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    source_bytes_and_mtime_unchanged: Option<bool>,
 }
 
 #[derive(Serialize)]
@@ -169,10 +170,36 @@ pub fn sqlite(
             "the source changed during the rehearsal (another writer?): the rehearsal proves nothing about it".into(),
         ));
     }
-    let applied_to = differing(&before, &after_apply);
-    let not_restored = differing(&before, &after_rollback);
+    finish(
+        target,
+        change.0,
+        rollback_sql.map(|r| r.0),
+        Isolation {
+            method: "SQLite backup API",
+            // Not the temporary path itself: evidence of one rehearsal is the same bytes
+            // every time it is run, so it seals to the same tree.
+            copy: "copy.db in a private temporary directory (mode 0700), removed afterwards".into(),
+            source_state_before: source_before.state_digest.to_hex(),
+            source_state_after: source_after.state_digest.to_hex(),
+            source_bytes_and_mtime_unchanged: Some(untouched),
+        },
+        [&before, &after_apply, &after_rollback],
+    )
+}
+
+/// The evidence of a rehearsal from its three snapshots (`[before, after apply, after
+/// rollback]`), checked as `check-rollback` checks it.
+fn finish(
+    target: &str,
+    change: &str,
+    rollback_name: Option<&str>,
+    isolation: Isolation<'_>,
+    [before, after_apply, after_rollback]: [&Snapshot; 3],
+) -> Result<Rehearsal, Box<Reject>> {
+    let applied_to = differing(before, after_apply);
+    let not_restored = differing(before, after_rollback);
     // "after" is after the rollback: what no rollback restored.
-    let counters_moved = super::diff::counter_diffs(&before, &after_rollback);
+    let counters_moved = super::diff::counter_diffs(before, after_rollback);
     let (b, a, r) = (
         before.state_digest.to_hex(),
         after_apply.state_digest.to_hex(),
@@ -183,29 +210,21 @@ pub fn sqlite(
         tool: concat!("packet ", env!("CARGO_PKG_VERSION"), " rehearse"),
         target,
         entries: [Entry {
-            id: change.0,
+            id: change,
             before_hash: &b,
             after_apply_hash: &a,
             after_rollback_hash: &r,
-            change: change.0,
-            rollback: rollback_sql.map_or("the change's own transaction, rolled back", |r| r.0),
+            change,
+            rollback: rollback_name.unwrap_or("the change's own transaction, rolled back"),
             tables_changed_by_apply: &applied_to,
             tables_not_restored: &not_restored,
             counters_moved,
         }],
-        isolation: Isolation {
-            method: "SQLite backup API",
-            // Not the temporary path itself: evidence of one rehearsal is the same bytes
-            // every time it is run, so it seals to the same tree.
-            copy: "copy.db in a private temporary directory (mode 0700), removed afterwards".into(),
-            source_state_before: source_before.state_digest.to_hex(),
-            source_state_after: source_after.state_digest.to_hex(),
-            source_bytes_and_mtime_unchanged: untouched,
-        },
+        isolation,
         snapshots: Snapshots {
-            before: &before,
-            after_apply: &after_apply,
-            after_rollback: &after_rollback,
+            before,
+            after_apply,
+            after_rollback,
         },
     };
     let mut evidence = serde_json::to_vec_pretty(&doc).expect("evidence serializes");
@@ -229,4 +248,281 @@ pub fn sqlite(
         not_restored,
         rejects,
     })
+}
+
+/// Runs `sql` inside the open transaction of `client`, under the database's and role's own
+/// settings (`RESET ALL`: the change runs as it would in production, not under the pinned
+/// snapshot settings, which are set again after it), through a PL/pgSQL `EXECUTE`, where
+/// PostgreSQL refuses `COMMIT` and `ROLLBACK` ("invalid transaction termination"): a change
+/// that ends the transaction itself can never commit to the source. The helper function
+/// lives in the session's temporary schema and goes with the transaction's rollback.
+fn execute_uncommittable(
+    client: &mut ::postgres::Client,
+    sql: &str,
+) -> Result<(), ::postgres::Error> {
+    client.batch_execute("RESET ALL")?;
+    client.batch_execute(
+        "CREATE FUNCTION pg_temp.packet_rehearse(change text) RETURNS void \
+         LANGUAGE plpgsql AS $packet$ BEGIN EXECUTE change; END $packet$",
+    )?;
+    client.execute("SELECT pg_temp.packet_rehearse($1)", &[&sql])?;
+    client.batch_execute(super::postgres::SESSION)
+}
+
+/// Rehearses `change` (SQL text, named `change_name`) on the PostgreSQL database `cfg` names.
+///
+/// Without `rollback_sql`: snapshot, then in one `REPEATABLE READ` transaction the change, a
+/// snapshot of what it sees, and `ROLLBACK`, then a snapshot again: nothing is ever
+/// committed. With `rollback_sql`: a scratch database is created from the source
+/// (`CREATE DATABASE … TEMPLATE`, which needs the `CREATEDB` privilege and no other session on
+/// the source), the change and the rollback are committed there, and it is dropped
+/// afterwards; the source is never connected to while they run.
+///
+/// Errors (`REHEARSAL_FAILED`, nothing written): the server cannot be reached, the SQL fails
+/// (with the server's message), the scratch database cannot be made, or the source changed
+/// during the rehearsal.
+pub fn postgres(
+    cfg: &::postgres::Config,
+    target: &str,
+    change: (&str, &str),
+    rollback_sql: Option<(&str, &str)>,
+) -> Result<Rehearsal, Box<Reject>> {
+    use super::postgres as pg;
+    let pg_failed =
+        |what: &str, e: ::postgres::Error| failed(target, format!("{what}: {}", pg::message(&e)));
+    let read = |cfg: &::postgres::Config| {
+        pg::snapshot(cfg, target, &pg::PostgresOptions::default(), &[])
+            .map_err(|e| failed(target, e.message.clone()))
+    };
+    let source_before = read(cfg)?;
+    let (method, copy, before, after_apply, after_rollback) = match rollback_sql {
+        None => {
+            let mut client = pg::connect(cfg).map_err(|e| pg_failed("cannot connect", e))?;
+            client
+                .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+                .map_err(|e| pg_failed("BEGIN", e))?;
+            let inside = |client: &mut ::postgres::Client| {
+                pg::of_transaction(client, target, &Default::default()).map_err(|why| {
+                    failed(
+                        target,
+                        format!("cannot snapshot inside the transaction: {why}"),
+                    )
+                })
+            };
+            let outcome = inside(&mut client).and_then(|before| {
+                execute_uncommittable(&mut client, change.1).map_err(|e| {
+                    let ends_transaction = e.code().is_some_and(|c| {
+                        *c == ::postgres::error::SqlState::FEATURE_NOT_SUPPORTED
+                            || *c == ::postgres::error::SqlState::INVALID_TRANSACTION_TERMINATION
+                    }) && pg::message(&e).contains("transaction");
+                    if ends_transaction {
+                        failed(target, format!(
+                            "{} ends the transaction itself (COMMIT or ROLLBACK): without --rollback a change runs in one transaction that is always rolled back, so it may not end it ({})",
+                            change.0, pg::message(&e)
+                        ))
+                    } else {
+                        pg_failed(&format!("{} failed", change.0), e)
+                    }
+                })?;
+                Ok((before, inside(&mut client)?))
+            });
+            client
+                .batch_execute("ROLLBACK")
+                .map_err(|e| pg_failed("ROLLBACK", e))?;
+            drop(client);
+            let (before, applied) = outcome?;
+            (
+                "one REPEATABLE READ transaction, always rolled back",
+                "none: the change ran in a transaction that was rolled back, never committed"
+                    .to_string(),
+                before,
+                applied,
+                read(cfg)?,
+            )
+        }
+        Some((name, sql)) => {
+            let scratch = Scratch::create(cfg, target)?;
+            let outcome = (|| {
+                let mut scfg = cfg.clone();
+                scfg.dbname(&scratch.name);
+                let mut client = pg::connect(&scfg)
+                    .map_err(|e| pg_failed("cannot connect to the scratch database", e))?;
+                let here: String = client
+                    .query_one("SELECT pg_catalog.current_database()::text", &[])
+                    .map_err(|e| pg_failed("current_database()", e))?
+                    .get(0);
+                if here != scratch.name || Some(here.as_str()) == cfg.get_dbname() {
+                    return Err(failed(
+                        target,
+                        format!(
+                            "refused: connected to {here:?}, not the scratch database; a rollback rehearsal never runs on the source"
+                        ),
+                    ));
+                }
+                let snap = |client: &mut ::postgres::Client| -> Result<Snapshot, Box<Reject>> {
+                    client
+                        .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                        .map_err(|e| pg_failed("BEGIN", e))?;
+                    let s =
+                        pg::of_transaction(client, target, &Default::default()).map_err(|why| {
+                            failed(
+                                target,
+                                format!("cannot snapshot the scratch database: {why}"),
+                            )
+                        });
+                    client
+                        .batch_execute("ROLLBACK")
+                        .map_err(|e| pg_failed("ROLLBACK", e))?;
+                    s
+                };
+                let run = |client: &mut ::postgres::Client,
+                           label: &str,
+                           sql: &str|
+                 -> Result<(), Box<Reject>> {
+                    client
+                        .batch_execute("BEGIN; RESET ALL")
+                        .map_err(|e| pg_failed("BEGIN", e))?;
+                    if let Err(e) = client.batch_execute(sql) {
+                        let _ = client.batch_execute("ROLLBACK");
+                        return Err(pg_failed(&format!("{label} failed"), e));
+                    }
+                    // A script that ended the transaction itself leaves nothing to commit.
+                    client
+                        .batch_execute("COMMIT")
+                        .map_err(|e| pg_failed(label, e))?;
+                    client
+                        .batch_execute(pg::SESSION)
+                        .map_err(|e| pg_failed("SET", e))
+                };
+                let before = snap(&mut client)?;
+                run(&mut client, change.0, change.1)?;
+                let applied = snap(&mut client)?;
+                run(&mut client, name, sql)?;
+                let restored = snap(&mut client)?;
+                Ok((before, applied, restored))
+            })();
+            scratch.drop_now()?;
+            let (before, applied, restored) = outcome?;
+            (
+                "a scratch database made with CREATE DATABASE … TEMPLATE, dropped afterwards",
+                "a scratch database created from the source and dropped afterwards".to_string(),
+                before,
+                applied,
+                restored,
+            )
+        }
+    };
+    let source_after = read(cfg)?;
+    if source_after.state_digest != source_before.state_digest {
+        return Err(failed(
+            target,
+            "the source changed during the rehearsal (another writer?): the rehearsal proves nothing about it".into(),
+        ));
+    }
+    finish(
+        target,
+        change.0,
+        rollback_sql.map(|r| r.0),
+        Isolation {
+            method,
+            copy,
+            source_state_before: source_before.state_digest.to_hex(),
+            source_state_after: source_after.state_digest.to_hex(),
+            source_bytes_and_mtime_unchanged: None,
+        },
+        [&before, &after_apply, &after_rollback],
+    )
+}
+
+/// A scratch database made from the source, dropped by [`Scratch::drop_now`] or, if that is
+/// never reached, when it goes out of scope.
+struct Scratch {
+    admin: ::postgres::Config,
+    name: String,
+    dropped: bool,
+}
+
+impl Scratch {
+    /// Creates `packet_rehearsal_<pid>_<nanos>` from the source through a connection to the
+    /// `postgres` maintenance database (`template1` when that is missing).
+    fn create(cfg: &::postgres::Config, target: &str) -> Result<Scratch, Box<Reject>> {
+        use super::postgres as pg;
+        let source = cfg
+            .get_dbname()
+            .map(str::to_string)
+            .or_else(|| cfg.get_user().map(str::to_string))
+            .ok_or_else(|| failed(target, "the URL names no database".into()))?;
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let name = format!("packet_rehearsal_{}_{nanos}", std::process::id());
+        let mut last = None;
+        for admin_db in ["postgres", "template1"] {
+            let mut admin = cfg.clone();
+            admin.dbname(admin_db);
+            let mut client = match pg::connect(&admin) {
+                Ok(c) => c,
+                Err(e) => {
+                    last = Some(e);
+                    continue;
+                }
+            };
+            let sql = format!(
+                "CREATE DATABASE \"{name}\" TEMPLATE \"{}\"",
+                source.replace('"', "\"\"")
+            );
+            return match client.batch_execute(&sql) {
+                Ok(()) => Ok(Scratch {
+                    admin,
+                    name,
+                    dropped: false,
+                }),
+                Err(e) => Err(failed(
+                    target,
+                    format!(
+                        "cannot create the scratch database from {source:?}: {} (it needs CREATEDB and no other session connected to the source)",
+                        pg::message(&e)
+                    ),
+                )),
+            };
+        }
+        Err(failed(
+            target,
+            format!(
+                "cannot reach a maintenance database (postgres, template1) to create the scratch database: {}",
+                last.map_or_else(String::new, |e| pg::message(&e))
+            ),
+        ))
+    }
+
+    fn drop_database(&mut self) -> Result<(), String> {
+        use super::postgres as pg;
+        self.dropped = true;
+        let mut client = pg::connect(&self.admin).map_err(|e| pg::message(&e))?;
+        client
+            .batch_execute(&format!(
+                "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
+                self.name
+            ))
+            .map_err(|e| pg::message(&e))
+    }
+
+    /// Drops the scratch database; an error names it, so it can be dropped by hand.
+    fn drop_now(mut self) -> Result<(), Box<Reject>> {
+        let name = self.name.clone();
+        self.drop_database().map_err(|why| {
+            Box::new(Reject::new(
+                RejectCode::RehearsalFailed,
+                format!("cannot drop the scratch database {name:?}: {why}; drop it by hand"),
+            ))
+        })
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if !self.dropped {
+            let _ = self.drop_database();
+        }
+    }
 }

@@ -36,9 +36,16 @@ impl Scope {
 
     /// True when the table `name` is in scope.
     pub fn admits(&self, name: &str) -> bool {
+        self.admits_any(&[name])
+    }
+
+    /// True when a table known by any of `names` is in scope: one of them matches an
+    /// included pattern (or none is given) and none matches an excluded one. PostgreSQL
+    /// tables in `public` are known as `public.t` and as `t`.
+    pub fn admits_any(&self, names: &[&str]) -> bool {
         let hit = |ps: &[String]| {
             ps.iter()
-                .any(|p| glob::Pattern::new(p).is_ok_and(|g| g.matches(name)))
+                .any(|p| glob::Pattern::new(p).is_ok_and(|g| names.iter().any(|n| g.matches(n))))
         };
         (self.tables.is_empty() || hit(&self.tables)) && !hit(&self.exclude_tables)
     }
@@ -61,5 +68,9 @@ mod tests {
         assert!(!s.admits("birth_archive"));
         assert!(Scope::default().admits("anything"));
         assert!(Scope::new(vec!["[".into()], vec![]).is_err());
+        let x = Scope::new(vec![], vec!["audit.*".into(), "tmp".into()]).unwrap();
+        assert!(x.admits_any(&["public.kv", "kv"]));
+        assert!(!x.admits_any(&["public.tmp", "tmp"]));
+        assert!(!x.admits_any(&["audit.log"]));
     }
 }
