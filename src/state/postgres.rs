@@ -200,6 +200,8 @@ struct Table {
     quoted: String,
     columns: Vec<(String, Kind)>,
     schema: Sha256,
+    /// The relation's size in blocks when the catalog was read: how it is split.
+    blocks: i64,
 }
 
 fn quote(name: &str) -> String {
@@ -215,9 +217,6 @@ fn schema_part(h: &mut Sha256, parts: &[&str]) {
 
 /// A sequence: its name (`schema.seq`) and how SQL names it (quoted).
 type Sequence = (String, String);
-
-/// A table's row count and content digest, or why it could not be read.
-type Scanned = Result<(u64, Digest), Failure>;
 
 /// Why a read failed: the database could not be read, or a claim does not fit it.
 enum Failure {
@@ -246,7 +245,9 @@ fn catalog(client: &mut Client, scope: &Scope) -> Result<(Vec<Table>, Vec<Sequen
     let mut tables = Vec::new();
     for r in client.query(
         &format!(
-            "SELECT c.oid, n.nspname::text, c.relname::text FROM pg_catalog.pg_class c \
+            "SELECT c.oid, n.nspname::text, c.relname::text, \
+             pg_catalog.pg_relation_size(c.oid) / pg_catalog.current_setting('block_size')::int8 \
+             FROM pg_catalog.pg_class c \
              JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
              WHERE c.relkind = 'r' AND {user}"
         ),
@@ -266,6 +267,7 @@ fn catalog(client: &mut Client, scope: &Scope) -> Result<(Vec<Table>, Vec<Sequen
             bare: name,
             columns: Vec::new(),
             schema: h,
+            blocks: r.get(3),
         });
     }
     tables.sort_by(|a, b| a.name.cmp(&b.name));
@@ -341,17 +343,24 @@ fn catalog(client: &mut Client, scope: &Scope) -> Result<(Vec<Table>, Vec<Sequen
 /// Decodes one field of COPY's text format (the PostgreSQL manual, "COPY", "Text Format"):
 /// backslash escapes `\b \f \n \r \t \v \\`, octal `\NNN` and hex `\xHH`.
 fn unescape<'a>(field: &'a [u8], scratch: &'a mut Vec<u8>) -> &'a [u8] {
-    if !field.contains(&b'\\') {
+    let Some(first) = memchr::memchr(b'\\', field) else {
         return field;
-    }
+    };
     scratch.clear();
-    let mut i = 0;
+    scratch.extend_from_slice(&field[..first]);
+    let mut i = first;
     while i < field.len() {
-        let b = field[i];
+        // Copy the run up to the next backslash at once.
+        let run = memchr::memchr(b'\\', &field[i..]).unwrap_or(field.len() - i);
+        scratch.extend_from_slice(&field[i..i + run]);
+        i += run;
+        if i == field.len() {
+            break;
+        }
         i += 1;
-        if b != b'\\' || i == field.len() {
-            scratch.push(b);
-            continue;
+        if i == field.len() {
+            scratch.push(b'\\');
+            break;
         }
         let c = field[i];
         i += 1;
@@ -411,7 +420,9 @@ fn value<'a>(kind: Kind, text: &'a [u8], bytes: &'a mut Vec<u8>) -> Result<Value
                 .ok_or_else(|| "bytea not in hex output".to_string())?;
             bytes.clear();
             bytes.resize(hex.len() / 2, 0);
-            hex::decode_to_slice(hex, bytes).map_err(|e| format!("bytea: {e}"))?;
+            if hex.len() % 2 != 0 || faster_hex::hex_decode(hex, bytes).is_err() {
+                return Err("bytea hex output that is not hex".into());
+            }
             Value::Blob(bytes)
         }
         Kind::Text => Value::Text(text),
@@ -420,11 +431,7 @@ fn value<'a>(kind: Kind, text: &'a [u8], bytes: &'a mut Vec<u8>) -> Result<Value
 
 /// Streams `SELECT columns FROM … [WHERE …]` through COPY text output: its row count and the
 /// multiset digest of its rows.
-fn digest_copy(
-    client: &mut Client,
-    select: &str,
-    kinds: &[Kind],
-) -> Result<(u64, Digest), Failure> {
+fn digest_copy(client: &mut Client, select: &str, kinds: &[Kind]) -> Result<Multiset, Failure> {
     let mut reader = client.copy_out(&format!("COPY ({select}) TO STDOUT"))?;
     let mut set = Multiset::default();
     let (mut line, mut buf, mut scratch, mut bytes) =
@@ -451,6 +458,19 @@ fn digest_copy(
                 row.push(&Value::Null);
                 continue;
             }
+            // bytea's hex output reaches COPY as `\\x` and hex digits, which need no
+            // unescaping: decoded straight from the line.
+            if *kind == Kind::Bytea
+                && let Some(hex) = field.strip_prefix(b"\\\\x")
+            {
+                bytes.clear();
+                bytes.resize(hex.len() / 2, 0);
+                if hex.len() % 2 != 0 || faster_hex::hex_decode(hex, &mut bytes).is_err() {
+                    return Err(bad("bytea hex output that is not hex".into()));
+                }
+                row.push(&Value::Blob(&bytes));
+                continue;
+            }
             let text = unescape(field, &mut scratch);
             row.push(&value(*kind, text, &mut bytes).map_err(bad)?);
         }
@@ -460,6 +480,10 @@ fn digest_copy(
         set.add(row.finish())
             .map_err(|e| Failure::Read(format!("cannot spill row digests: {e}")))?;
     }
+    Ok(set)
+}
+
+fn finish(set: Multiset) -> Result<(u64, Digest), Failure> {
     let rows = set.rows();
     let digest = set
         .finish()
@@ -467,9 +491,58 @@ fn digest_copy(
     Ok((rows, digest))
 }
 
-fn select_all(t: &Table) -> String {
+/// The rows of `t` in the block range `[from, to)` (`to` open when `None`): physical ranges
+/// partition a table, so parts read by several connections add up to the whole.
+fn select_part(t: &Table, part: Part) -> String {
     let cols: Vec<String> = t.columns.iter().map(|(n, _)| quote(n)).collect();
-    format!("SELECT {} FROM ONLY {}", cols.join(", "), t.quoted)
+    let mut sql = format!("SELECT {} FROM ONLY {}", cols.join(", "), t.quoted);
+    match part {
+        Part::Whole => {}
+        Part::Blocks(from, Some(to)) => {
+            sql.push_str(&format!(
+                " WHERE ctid >= '({from},0)'::tid AND ctid < '({to},0)'::tid"
+            ));
+        }
+        Part::Blocks(from, None) => sql.push_str(&format!(" WHERE ctid >= '({from},0)'::tid")),
+    }
+    sql
+}
+
+/// A share of one table's rows.
+#[derive(Clone, Copy, Debug)]
+enum Part {
+    Whole,
+    /// Blocks from the first up to (not including) the second; the last part is open-ended,
+    /// so rows in blocks added after the catalog was read are never missed.
+    Blocks(i64, Option<i64>),
+}
+
+/// Tables smaller than this many blocks (8 KiB each by default) are read whole.
+const SPLIT_BLOCKS: i64 = 2048;
+
+/// The work of a snapshot: every table, the large ones split into block ranges for
+/// `connections` connections (PostgreSQL 14 and later scan a `ctid` range by itself), largest
+/// first so no connection is left with a large table at the end.
+fn parts(tables: &[Table], connections: usize, tid_range_scans: bool) -> Vec<(usize, Part)> {
+    let mut work = Vec::new();
+    for (i, t) in tables.iter().enumerate() {
+        let n = if connections > 1 && tid_range_scans && t.blocks >= SPLIT_BLOCKS {
+            (connections as i64 * 2).min(t.blocks / (SPLIT_BLOCKS / 2))
+        } else {
+            1
+        };
+        if n <= 1 {
+            work.push((i, Part::Whole, t.blocks));
+            continue;
+        }
+        let step = (t.blocks + n - 1) / n;
+        for k in 0..n {
+            let to = (k + 1 < n).then_some((k + 1) * step);
+            work.push((i, Part::Blocks(k * step, to), step));
+        }
+    }
+    work.sort_by_key(|w| std::cmp::Reverse(w.2));
+    work.into_iter().map(|(i, p, _)| (i, p)).collect()
 }
 
 /// Options of a PostgreSQL snapshot.
@@ -540,8 +613,19 @@ fn read_in_transaction(
     let wanted = match opts.connections {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
         n => n,
-    }
-    .min(tables.len());
+    };
+    let version_num: i64 = client
+        .query_one(
+            "SELECT pg_catalog.current_setting('server_version_num')::int8",
+            &[],
+        )?
+        .get(0);
+    let work = parts(
+        &tables,
+        if join.is_some() { wanted } else { 1 },
+        version_num >= 140000,
+    );
+    let wanted = wanted.min(work.len());
     let exported: Option<String> = match join {
         Some(_) if wanted > 1 => Some(
             client
@@ -551,16 +635,30 @@ fn read_in_transaction(
         _ => None,
     };
     let next = AtomicUsize::new(0);
-    let results: Mutex<Vec<Option<Scanned>>> =
-        Mutex::new((0..tables.len()).map(|_| None).collect());
+    let merged: Mutex<Vec<Result<Multiset, Failure>>> =
+        Mutex::new((0..tables.len()).map(|_| Ok(Multiset::default())).collect());
     let scan = |client: &mut Client| {
         loop {
-            let i = next.fetch_add(1, Ordering::Relaxed);
-            let Some(t) = tables.get(i) else { break };
+            let w = next.fetch_add(1, Ordering::Relaxed);
+            let Some(&(i, part)) = work.get(w) else { break };
+            let t = &tables[i];
             let kinds: Vec<Kind> = t.columns.iter().map(|c| c.1).collect();
-            let r = digest_copy(client, &select_all(t), &kinds);
-            let failed = r.is_err();
-            results.lock().expect("no scan panics")[i] = Some(r);
+            let r = digest_copy(client, &select_part(t, part), &kinds);
+            let mut merged = merged.lock().expect("no scan panics");
+            let failed = match (r, &mut merged[i]) {
+                (Ok(set), Ok(into)) => match into.merge(set) {
+                    Ok(()) => false,
+                    Err(e) => {
+                        merged[i] = Err(Failure::Read(format!("cannot spill row digests: {e}")));
+                        true
+                    }
+                },
+                (Err(e), _) => {
+                    merged[i] = Err(e);
+                    true
+                }
+                (Ok(_), Err(_)) => true,
+            };
             if failed {
                 // Stop handing out work: the snapshot has failed.
                 next.store(usize::MAX / 2, Ordering::Relaxed);
@@ -588,10 +686,15 @@ fn read_in_transaction(
         }
         scan(client);
     });
-    let results = results.into_inner().expect("no scan panics");
+    if next.load(Ordering::Relaxed) < work.len() {
+        return Err(Failure::Read("a table was not read".into()));
+    }
     let mut states = Vec::with_capacity(tables.len());
-    for (t, r) in tables.iter().zip(results) {
-        let (rows, digest) = r.ok_or_else(|| Failure::Read("a table was not read".into()))??;
+    for (t, set) in tables
+        .iter()
+        .zip(merged.into_inner().expect("no scan panics"))
+    {
+        let (rows, digest) = finish(set?)?;
         states.push(TableState {
             name: t.name.clone(),
             rows,
@@ -681,11 +784,13 @@ fn evaluate(
             select.push_str(&format!(" WHERE ({w})"));
         }
         let kinds: Vec<Kind> = columns.iter().map(|c| c.1).collect();
-        let (rows, digest) = digest_copy(client, &select, &kinds).map_err(|f| match f {
-            Failure::Read(why) | Failure::Claim(why) => {
-                bad(format!("its filter does not run: {why}"))
-            }
-        })?;
+        let (rows, digest) = digest_copy(client, &select, &kinds)
+            .and_then(finish)
+            .map_err(|f| match f {
+                Failure::Read(why) | Failure::Claim(why) => {
+                    bad(format!("its filter does not run: {why}"))
+                }
+            })?;
         out.push(ClaimState {
             id: c.id.clone(),
             title: c.title.clone(),
@@ -741,6 +846,46 @@ mod tests {
         assert!(value(Kind::Bytea, b"\\000", &mut b).is_err());
         assert!(value(Kind::Integer, b"1.5", &mut b).is_err());
         assert_eq!(value(Kind::Text, b"1.50", &mut b), Ok(Value::Text(b"1.50")));
+    }
+
+    #[test]
+    fn large_tables_split_into_block_ranges_that_cover_them() {
+        let table = |blocks| Table {
+            oid: 0,
+            name: String::new(),
+            bare: String::new(),
+            quoted: String::new(),
+            columns: Vec::new(),
+            schema: Sha256::new(),
+            blocks,
+        };
+        let tables = [table(10), table(100_000), table(SPLIT_BLOCKS)];
+        let work = parts(&tables, 2, true);
+        // The large table in four ranges, from block 0 to an open end, without gaps; the
+        // small one whole; largest first.
+        let ranges: Vec<(i64, Option<i64>)> = work
+            .iter()
+            .filter(|w| w.0 == 1)
+            .map(|w| match w.1 {
+                Part::Blocks(a, b) => (a, b),
+                Part::Whole => panic!("not split"),
+            })
+            .collect();
+        let mut sorted = ranges.clone();
+        sorted.sort();
+        assert_eq!(sorted.len(), 4);
+        assert_eq!(sorted[0].0, 0);
+        assert_eq!(sorted[3].1, None);
+        assert!(sorted.windows(2).all(|w| w[0].1 == Some(w[1].0)));
+        assert!(matches!(work.last(), Some((0, Part::Whole))));
+        assert_eq!(work.iter().filter(|w| w.0 == 2).count(), 2);
+        // One connection, or a server without TID range scans: every table whole.
+        for w in parts(&tables, 1, true)
+            .into_iter()
+            .chain(parts(&tables, 4, false))
+        {
+            assert!(matches!(w.1, Part::Whole));
+        }
     }
 
     #[test]
