@@ -790,3 +790,53 @@ fn table_patterns_scope_a_snapshot_and_scopes_must_agree() {
         .code(2);
     assert!(!d.join("bad.json").exists());
 }
+
+#[test]
+fn several_connections_read_the_same_figures_as_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("wide.db");
+    // Rowids spread wide, so the table is split into rowid ranges; a table whose column is
+    // named `rowid`; a WITHOUT ROWID table; negative rowids below the first range.
+    python(
+        r#"
+import sqlite3, sys
+c = sqlite3.connect(sys.argv[1])
+c.executescript('''
+CREATE TABLE spread(v TEXT, w REAL);
+CREATE TABLE shadow(rowid TEXT, _rowid_ TEXT, oid TEXT);
+CREATE TABLE kv(k TEXT PRIMARY KEY, v) WITHOUT ROWID;
+''')
+c.executemany('INSERT INTO spread(rowid, v, w) VALUES (?, ?, ?)',
+  [(i * 9973 - 500000, 'row %d' % (i % 50), i / 3) for i in range(3000)])
+c.executemany('INSERT INTO shadow VALUES (?, ?, ?)', [('a', 'b', 'c')] * 10)
+c.executemany('INSERT INTO kv VALUES (?, ?)', [('k%d' % i, i) for i in range(100)])
+c.commit()
+"#,
+        &db,
+    );
+    let run = |jobs: &str, file: &str| {
+        let out = tmp.path().join(file);
+        packet()
+            .args(["snapshot", "-j", jobs])
+            .arg(format!("sqlite:{}", db.display()))
+            .arg("-o")
+            .arg(&out)
+            .assert()
+            .success();
+        serde_json::from_slice::<Value>(&fs::read(&out).unwrap()).unwrap()
+    };
+    let one = run("1", "one.json");
+    assert_eq!(one["tables"][2]["name"], "spread");
+    assert_eq!(one["tables"][2]["rows"], 3000);
+    for jobs in ["2", "3", "8"] {
+        let many = run(jobs, &format!("j{jobs}.json"));
+        assert_eq!(many["tables"], one["tables"], "-j{jobs}");
+    }
+    // In WAL mode the file is read on one connection: the same figures again.
+    python(
+        "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute('PRAGMA journal_mode=WAL')",
+        &db,
+    );
+    let wal = run("4", "wal.json");
+    assert_eq!(wal["tables"], one["tables"]);
+}

@@ -152,7 +152,12 @@ impl Multiset {
     pub fn merge(&mut self, mut other: Multiset) -> io::Result<()> {
         self.rows += other.rows;
         self.runs.append(&mut other.runs);
-        self.held.append(&mut other.held);
+        if self.held.is_empty() {
+            // Take the other's digests as they are: no second copy in memory.
+            std::mem::swap(&mut self.held, &mut other.held);
+        } else {
+            self.held.append(&mut other.held);
+        }
         if self.held.len() >= self.spill_at {
             self.spill()?;
         }

@@ -70,7 +70,9 @@ pub struct SnapshotOptions {
     pub scope: scope::Scope,
     /// SQLite: open the file as immutable.
     pub immutable: bool,
-    /// PostgreSQL: connections scanning tables at once (0: one per CPU).
+    /// Connections scanning tables at once (0: one per CPU): for PostgreSQL joined through an
+    /// exported snapshot; for SQLite only where a rollback journal's shared lock or an
+    /// immutable file makes them read one instant.
     pub connections: usize,
 }
 
@@ -106,6 +108,7 @@ pub fn snapshot_to(
             sqlite::SqliteOptions {
                 immutable: opts.immutable,
                 scope: opts.scope.clone(),
+                connections: opts.connections,
             },
             claims,
         )?,

@@ -17,6 +17,8 @@ use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags};
 use sha2::{Digest as _, Sha256};
 use std::path::Path;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// How to open the database.
 #[derive(Clone, Debug, Default)]
@@ -26,6 +28,11 @@ pub struct SqliteOptions {
     /// Open with `immutable=1`: SQLite then takes no locks and assumes nothing changes the
     /// file, which is right only for a copy nobody writes (a backup on read-only media).
     pub immutable: bool,
+    /// Connections reading at once (0: one per CPU). Further connections are opened only
+    /// where they are sure to read the same instant as the first: a database in a rollback
+    /// journal mode, where the first one's shared lock keeps every writer from committing
+    /// until all have read, or an immutable one. A WAL database is read on one connection.
+    pub connections: usize,
 }
 
 fn unreadable(target: &str, why: String) -> Box<Reject> {
@@ -50,7 +57,25 @@ pub fn snapshot(
     }
     let conn = open_read_only(path, opts.immutable)
         .map_err(|e| unreadable(target, format!("cannot open: {e}")))?;
-    of_connection(&conn, target, claims, &opts.scope).map_err(|e| match e {
+    let join = Join {
+        path,
+        immutable: opts.immutable,
+        connections: opts.connections,
+    };
+    let read = || -> Result<Snapshot, StateError> {
+        let mut snap = read_in_transaction(&conn, target, &opts.scope, Some(&join))?;
+        snap.claims = evaluate(&conn, &snap, claims)?;
+        Ok(snap)
+    };
+    let outcome = conn
+        .execute_batch("BEGIN")
+        .map_err(StateError::from)
+        .and_then(|()| {
+            let r = read();
+            let _ = conn.execute_batch("COMMIT");
+            r
+        });
+    outcome.map_err(|e| match e {
         StateError::Read(e) => unreadable(target, format!("cannot read: {e}")),
         StateError::Claim(why) => {
             Box::new(Reject::new(RejectCode::ClaimsMalformed, why).at_path(target.to_string()))
@@ -114,7 +139,7 @@ pub fn of_connection(
     scope: &Scope,
 ) -> Result<Snapshot, StateError> {
     let read = || -> Result<Snapshot, StateError> {
-        let mut snap = read_in_transaction(conn, target, scope)?;
+        let mut snap = read_in_transaction(conn, target, scope, None)?;
         snap.claims = evaluate(conn, &snap, claims)?;
         Ok(snap)
     };
@@ -178,7 +203,20 @@ fn digest_rows(
     stmt: &mut rusqlite::Statement<'_>,
     buf: &mut Vec<u8>,
 ) -> rusqlite::Result<(u64, Digest)> {
-    let spill = |e: std::io::Error| rusqlite::Error::ToSqlConversionFailure(Box::new(e));
+    finish(rows_of(stmt, buf)?)
+}
+
+fn spill(e: std::io::Error) -> rusqlite::Error {
+    rusqlite::Error::ToSqlConversionFailure(Box::new(e))
+}
+
+fn finish(set: Multiset) -> rusqlite::Result<(u64, Digest)> {
+    let rows = set.rows();
+    Ok((rows, set.finish().map_err(spill)?))
+}
+
+/// The multiset of the row digests `stmt` returns.
+fn rows_of(stmt: &mut rusqlite::Statement<'_>, buf: &mut Vec<u8>) -> rusqlite::Result<Multiset> {
     let columns = stmt.column_count();
     let mut rows = stmt.query([])?;
     let mut set = Multiset::default();
@@ -189,8 +227,7 @@ fn digest_rows(
         }
         set.add(encoder.finish()).map_err(spill)?;
     }
-    let rows = set.rows();
-    Ok((rows, set.finish().map_err(spill)?))
+    Ok(set)
 }
 
 /// `s` as an SQL string literal.
@@ -208,10 +245,99 @@ fn value(v: ValueRef<'_>) -> Value<'_> {
     }
 }
 
+/// Where further connections may come from, for a snapshot that is not inside a change.
+struct Join<'a> {
+    path: &'a Path,
+    immutable: bool,
+    connections: usize,
+}
+
+impl Join<'_> {
+    /// True when connections opened now read what `conn` reads: an immutable file, or a
+    /// rollback-journal database on which `conn` holds its shared lock (taken by reading the
+    /// journal mode inside its transaction), so no writer can commit until every reader is done.
+    fn may_join(&self, conn: &Connection) -> rusqlite::Result<bool> {
+        let mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0))?;
+        let _: i64 = conn.query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get(0))?;
+        Ok(self.immutable || !mode.eq_ignore_ascii_case("wal"))
+    }
+
+    /// A further connection with its own read transaction and shared lock taken, or `None`
+    /// when it cannot get them at once (a writer waiting for its exclusive lock).
+    fn helper(&self) -> Option<Connection> {
+        let c = open_read_only(self.path, self.immutable).ok()?;
+        c.execute_batch("BEGIN").ok()?;
+        let locked: rusqlite::Result<i64> =
+            c.query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get(0));
+        locked.ok().map(|_| c)
+    }
+}
+
+/// Rows a part should hold at least before a table is split by rowid range.
+const SPLIT_ROWS: i64 = 65_536;
+
+/// The statements that read table `i` (quoted name `quoted`): one for the whole table, or,
+/// for a rowid table spanning enough rowids with several connections, contiguous rowid
+/// ranges, the first and last open-ended so that together they cover every row.
+fn parts(
+    conn: &Connection,
+    i: usize,
+    name: &str,
+    quoted: &str,
+    connections: usize,
+) -> rusqlite::Result<Vec<(usize, String)>> {
+    let whole = vec![(i, format!("SELECT * FROM {quoted}"))];
+    if connections < 2 {
+        return Ok(whole);
+    }
+    // A WITHOUT ROWID table has none; a table may also have a column named like each alias.
+    let columns: Vec<String> = conn
+        .prepare(&format!(
+            "SELECT name FROM pragma_table_xinfo({})",
+            sql_string(name)
+        ))?
+        .query_map([], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    let Some(alias) = ["rowid", "_rowid_", "oid"]
+        .into_iter()
+        .find(|a| !columns.iter().any(|c| c.eq_ignore_ascii_case(a)))
+    else {
+        return Ok(whole);
+    };
+    let range: rusqlite::Result<(Option<i64>, Option<i64>)> = conn.query_row(
+        &format!("SELECT min({alias}), max({alias}) FROM {quoted}"),
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    );
+    let (lo, hi) = match range {
+        Ok((Some(lo), Some(hi))) => (lo, hi),
+        // No rowid (WITHOUT ROWID), or an empty table.
+        _ => return Ok(whole),
+    };
+    let span = hi.saturating_sub(lo);
+    let n = (connections as i64 * 2).min(span / SPLIT_ROWS);
+    if n < 2 {
+        return Ok(whole);
+    }
+    let step = span / n + 1;
+    Ok((0..n)
+        .map(|k| {
+            let from = lo + k * step;
+            let cond = match k {
+                0 => format!("{alias} < {}", from + step),
+                k if k == n - 1 => format!("{alias} >= {from}"),
+                _ => format!("{alias} >= {from} AND {alias} < {}", from + step),
+            };
+            (i, format!("SELECT * FROM {quoted} WHERE {cond}"))
+        })
+        .collect())
+}
+
 fn read_in_transaction(
     conn: &Connection,
     target: &str,
     scope: &Scope,
+    join: Option<&Join<'_>>,
 ) -> rusqlite::Result<Snapshot> {
     let version: String = conn.query_row("SELECT sqlite_version()", [], |r| r.get(0))?;
     // Every schema object, to give each table the digest of its definition, indexes and
@@ -229,8 +355,7 @@ fn read_in_transaction(
         .map(|(_, name, _, _)| name.clone())
         .collect();
     names.sort();
-    let mut tables = Vec::with_capacity(names.len());
-    let mut buf = Vec::new();
+    let mut metas = Vec::with_capacity(names.len());
     for name in &names {
         let mut schema = Sha256::new();
         schema.update(b"packet.state/1\0schema\0");
@@ -240,14 +365,81 @@ fn read_in_transaction(
                 schema.update(part.as_bytes());
             }
         }
-        let quoted = format!("\"{}\"", name.replace('"', "\"\""));
-        let mut stmt = conn.prepare(&format!("SELECT * FROM {quoted}"))?;
-        let (rows, digest) = digest_rows(&mut stmt, &mut buf)?;
+        metas.push((
+            format!("\"{}\"", name.replace('"', "\"\"")),
+            Digest(schema.finalize().into()),
+        ));
+    }
+    let helpers = match join {
+        Some(j) if j.may_join(conn)? => match j.connections {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        },
+        _ => 1,
+    };
+    let mut work = Vec::new();
+    for (i, (quoted, _)) in metas.iter().enumerate() {
+        work.extend(parts(conn, i, &names[i], quoted, helpers)?);
+    }
+    let next = AtomicUsize::new(0);
+    let merged: Mutex<Vec<rusqlite::Result<Multiset>>> =
+        Mutex::new((0..names.len()).map(|_| Ok(Multiset::default())).collect());
+    let scan = |conn: &Connection| {
+        let mut buf = Vec::new();
+        loop {
+            let w = next.fetch_add(1, Ordering::Relaxed);
+            let Some((i, sql)) = work.get(w) else { break };
+            let r = conn
+                .prepare(sql)
+                .and_then(|mut stmt| rows_of(&mut stmt, &mut buf));
+            let mut merged = merged.lock().expect("no scan panics");
+            let failed = match (r, &mut merged[*i]) {
+                (Ok(set), Ok(into)) => match into.merge(set) {
+                    Ok(()) => false,
+                    Err(e) => {
+                        merged[*i] = Err(spill(e));
+                        true
+                    }
+                },
+                (Err(e), _) => {
+                    merged[*i] = Err(e);
+                    true
+                }
+                (Ok(_), Err(_)) => true,
+            };
+            if failed {
+                next.store(usize::MAX / 2, Ordering::Relaxed);
+                break;
+            }
+        }
+    };
+    std::thread::scope(|s| {
+        if let Some(j) = join {
+            for _ in 1..helpers.min(work.len()) {
+                let scan = &scan;
+                s.spawn(move || {
+                    // A helper that cannot open or lock leaves its share to the others.
+                    if let Some(helper) = j.helper() {
+                        scan(&helper);
+                        let _ = helper.execute_batch("COMMIT");
+                    }
+                });
+            }
+        }
+        scan(conn);
+    });
+    let mut tables = Vec::with_capacity(names.len());
+    for ((name, (_, schema_digest)), set) in names
+        .iter()
+        .zip(metas)
+        .zip(merged.into_inner().expect("no scan panics"))
+    {
+        let (rows, digest) = finish(set?)?;
         tables.push(TableState {
             name: name.clone(),
             rows,
             digest,
-            schema_digest: Digest(schema.finalize().into()),
+            schema_digest,
         });
     }
     let mut counters = Vec::new();
