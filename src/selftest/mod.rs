@@ -596,6 +596,7 @@ pub fn run() -> io::Result<SelftestReport> {
     ));
 
     results.push(state_probe(tmp.path(), &mut problems));
+    results.push(rehearsal_probe(tmp.path(), &mut problems));
 
     Ok(SelftestReport {
         control_tree: control_tree.to_hex(),
@@ -674,6 +675,90 @@ fn state_probe(tmp: &Path, problems: &mut Vec<String>) -> ProbeResult {
             && !has_pass_token(&json),
         got,
     }
+}
+
+/// A rehearsal that proves nothing: a change that mutates no table, rehearsed on a real SQLite
+/// database, must yield evidence that is rejected with `ROLLBACK_APPLY_DID_NOT_MUTATE`; the
+/// control, a real change with its rollback, must pass.
+fn rehearsal_probe(tmp: &Path, problems: &mut Vec<String>) -> ProbeResult {
+    use crate::state::{self, Target};
+    let name = "SQLite rehearsal, change mutates nothing";
+    let expected = RejectCode::RollbackApplyDidNotMutate;
+    let fail = |why: String| ProbeResult {
+        name: name.into(),
+        expected: expected.to_string(),
+        got: vec![why],
+        fail_closed: false,
+    };
+    let dir = tmp.join("rehearsal");
+    let db = dir.join("app.db");
+    let made = fs::create_dir_all(&dir)
+        .map_err(|e| e.to_string())
+        .and_then(|()| {
+            rusqlite::Connection::open(&db)
+                .and_then(|c| {
+                    c.execute_batch(
+                        "CREATE TABLE registry(id INTEGER PRIMARY KEY, inspect_status TEXT);
+                     INSERT INTO registry VALUES (1, NULL), (2, 'ok');",
+                    )
+                })
+                .map_err(|e| e.to_string())
+        });
+    let sql = [
+        (
+            "noop.sql",
+            "UPDATE registry SET inspect_status = 'x' WHERE 0;",
+        ),
+        (
+            "change.sql",
+            "UPDATE registry SET inspect_status = 'checked' WHERE id = 1;",
+        ),
+        (
+            "undo.sql",
+            "UPDATE registry SET inspect_status = NULL WHERE id = 1;",
+        ),
+    ];
+    if let Err(e) = made.and_then(|()| {
+        sql.iter()
+            .try_for_each(|(f, text)| fs::write(dir.join(f), text))
+            .map_err(|e| e.to_string())
+    }) {
+        return fail(format!("could not make the database: {e}"));
+    }
+    let target = Target::Sqlite(db.clone());
+    let rehearse = |apply: &str, undo: Option<&str>, out: &str| {
+        state::rehearse_to(
+            &target,
+            "sqlite:app.db",
+            &dir.join(apply),
+            undo.map(|u| dir.join(u)).as_deref(),
+            &dir.join(out),
+        )
+    };
+    match rehearse("change.sql", Some("undo.sql"), "control.json") {
+        Ok(r) if r.rejects.is_empty() => {
+            if !verify::check_rollback(&[dir.join("control.json")]).passed() {
+                problems.push(
+                    "a rehearsed change with its rollback does not pass check-rollback".into(),
+                );
+            }
+        }
+        Ok(r) => problems.push(format!(
+            "a rehearsed change with its rollback was rejected: {:?}",
+            r.rejects
+        )),
+        Err(e) => return fail(e.render()),
+    }
+    let noop = match rehearse("noop.sql", None, "noop.json") {
+        Ok(r) => r,
+        Err(e) => return fail(e.render()),
+    };
+    // The rehearsal's own verdict, and check-rollback's on the evidence it wrote.
+    let report = verify::check_rollback(&[dir.join("noop.json")]);
+    let mut result = judge(name, expected, None, &report);
+    let own: Vec<RejectCode> = noop.rejects.iter().map(|r| r.code).collect();
+    result.fail_closed &= own == [expected];
+    result
 }
 
 /// The archive form: the control packed must verify and unpack to its tree; a tampered
@@ -826,9 +911,9 @@ mod tests {
                 p.name, p.expected, p.got
             );
         }
-        assert_eq!(report.probes.len(), 27);
+        assert_eq!(report.probes.len(), 28);
         let text = report.render_text();
-        assert!(text.contains("27/27 fail closed"), "{text}");
+        assert!(text.contains("28/28 fail closed"), "{text}");
         assert!(text.ends_with("SELFTEST PASS\n"));
     }
 
