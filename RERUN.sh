@@ -9,7 +9,7 @@
 #   4. packs every packet twice into .tar.gz and compares the bytes (reproducible), lists it
 #      with GNU tar, verifies the archive pinned without extracting, and unpacks it pinned.
 # Prints one line per step, the output of any failing step, then OVERALL PASS or OVERALL FAIL;
-# exits 0 or 1. Needs cargo, python3 (with sqlite3), GNU coreutils and GNU tar.
+# exits 0 or 1. Needs cargo, GNU coreutils and GNU tar.
 set -uo pipefail
 cd "$(dirname "$0")"
 root=$(pwd)
@@ -73,7 +73,7 @@ for dir in packets/*/; do
       "$bin" verify "$dir"
   fi
   if [ -f "$dir/RERUN.sh" ]; then
-    step "$name: its own RERUN.sh" sh "$dir/RERUN.sh"
+    step "$name: its own RERUN.sh" env PACKET="$bin" sh "$dir/RERUN.sh"
   fi
   full=$(cut -c1-64 "$dir/packet_tree.sha256")
   step "$name: pack twice into .tar.gz (identical bytes), verify the archive and unpack it, pinned" \

@@ -358,6 +358,12 @@ fn print_rehearsal(
                 text.push('\n');
             }
         }
+        if let (Ok(r), false) = (outcome, quiet) {
+            text.push_str(&format!(
+                "  before          {}\n  after apply     {}\n  after rollback  {}\n",
+                r.before, r.after_apply, r.after_rollback
+            ));
+        }
         match outcome {
             Ok(r) if passed => text.push_str(&format!(
                 "PASS rehearse {}: the apply changed {} ({}), the rollback restored the state; evidence {}\n",

@@ -749,30 +749,49 @@ fn build_into_existing_directory_keeps_what_is_there() {
 
 #[test]
 fn check_rollback_on_real_and_falsified_evidence() {
-    let real = repo().join("packets/sqlite-rollback-rehearsal/rollback-evidence.json");
-    let assert = packet().arg("check-rollback").arg(&real).assert().success();
+    let evidence = repo().join("packets/sqlite-rollback-rehearsal/evidence");
+    let mut files: Vec<_> = fs::read_dir(&evidence)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    assert_eq!(files.len(), 4);
+    let assert = packet()
+        .arg("check-rollback")
+        .args(&files)
+        .assert()
+        .success();
     let out = String::from_utf8(assert.get_output().stdout.clone()).unwrap();
     assert!(out.starts_with("PASS "), "{out}");
     assert!(out.contains("4 rollback entries"), "{out}");
 
+    // The four real entries in one document (INSERT, UPDATE, DELETE, DDL), three falsified.
     let tmp = tempfile::tempdir().unwrap();
     let bad = tmp.path().join("bad.json");
+    let real = |id: &str| evidence.join(format!("RB-SQLITE-{id}-1.json"));
     python(
-        "import json,sys; d=json.load(open(sys.argv[1],encoding='utf-8')); \
+        "import json,sys; ds=[json.load(open(f,encoding='utf-8')) for f in sys.argv[1:5]]; \
+         d={'schema': ds[0]['schema'], 'entries': [x['entries'][0] for x in ds]}; \
          d['entries'][0]['after_apply_hash']=d['entries'][0]['before_hash']; \
          d['entries'][2]['after_rollback_hash']=d['entries'][2]['after_apply_hash']; \
          d['entries'][3]['id']=d['entries'][1]['id']; \
-         open(sys.argv[2],'w',encoding='utf-8').write(json.dumps(d, ensure_ascii=False, indent=2))",
-        &[&real, &bad],
+         open(sys.argv[5],'w',encoding='utf-8').write(json.dumps(d, ensure_ascii=False, indent=2))",
+        &[
+            &real("INSERT"),
+            &real("UPDATE"),
+            &real("DELETE"),
+            &real("DDL"),
+            &bad,
+        ],
     );
     let output = packet().arg("check-rollback").arg(&bad).output().unwrap();
     assert_eq!(output.status.code(), Some(1));
     let text = String::from_utf8(output.stdout).unwrap();
     assert!(!text.contains("PASS"), "{text}");
     for token in [
-        "REJECT ROLLBACK_APPLY_DID_NOT_MUTATE:RB-SQLITE-INSERT-1",
-        "REJECT ROLLBACK_NOT_RESTORED:RB-SQLITE-DELETE-1",
-        "REJECT ROLLBACK_DUPLICATE_ID:RB-SQLITE-UPDATE-1",
+        "REJECT ROLLBACK_APPLY_DID_NOT_MUTATE:RB-SQLITE-INSERT-1.sql",
+        "REJECT ROLLBACK_NOT_RESTORED:RB-SQLITE-DELETE-1.sql",
+        "REJECT ROLLBACK_DUPLICATE_ID:RB-SQLITE-UPDATE-1.sql",
     ] {
         assert!(text.contains(token), "{token} not in\n{text}");
     }
@@ -796,7 +815,7 @@ fn check_rollback_on_real_and_falsified_evidence() {
         .unwrap();
     let report: Value = serde_json::from_slice(&json.stdout).unwrap();
     assert_eq!(report["verdict"], "FAIL");
-    assert_eq!(report["rejects"][0]["entry"], "RB-SQLITE-INSERT-1");
+    assert_eq!(report["rejects"][0]["entry"], "RB-SQLITE-INSERT-1.sql");
 }
 
 #[test]

@@ -499,15 +499,24 @@ fn rehearse_proves_a_rollback_on_a_copy_and_never_touches_the_source() {
         let (code, text) = rehearse(&db, d, change, undo, out);
         assert_eq!(code, 0, "{text}");
         assert!(
-            text.starts_with(&format!(
-                "PASS rehearse sqlite:{}: the apply changed 1 table (birth_registry)",
+            text.contains(&format!(
+                "\nPASS rehearse sqlite:{}: the apply changed 1 table (birth_registry)",
                 db.display()
             )),
             "{text}"
         );
-        let (code, text) = check_rollback(&d.join(out));
-        assert_eq!(code, 0, "{text}");
+        let (code, checked) = check_rollback(&d.join(out));
+        assert_eq!(code, 0, "{checked}");
         let ev: Value = serde_json::from_slice(&fs::read(d.join(out)).unwrap()).unwrap();
+        // The three digests printed are the evidence's.
+        for (label, key) in [
+            ("before         ", "before_hash"),
+            ("after apply    ", "after_apply_hash"),
+            ("after rollback ", "after_rollback_hash"),
+        ] {
+            let line = format!("  {label} {}\n", ev["entries"][0][key].as_str().unwrap());
+            assert!(text.contains(&line), "{line:?} in {text}");
+        }
         let entry = &ev["entries"][0];
         assert_eq!(entry["before_hash"], before["state_digest"]);
         assert_eq!(entry["after_rollback_hash"], before["state_digest"]);

@@ -53,9 +53,10 @@ pub const FIXTURES: &[(&str, &[u8])] = &[
     ),
 ];
 
-/// The real SQLite rehearsal's evidence, from the committed packet.
+/// The evidence of a real rehearsal by `packet rehearse` (an UPDATE on a throwaway SQLite
+/// database), from the committed packet.
 pub const SQLITE_EVIDENCE: &[u8] =
-    include_bytes!("../../packets/sqlite-rollback-rehearsal/rollback-evidence.json");
+    include_bytes!("../../packets/sqlite-rollback-rehearsal/evidence/RB-SQLITE-UPDATE-1.json");
 
 /// One probe's outcome.
 #[derive(Clone, Debug, Serialize)]
@@ -570,7 +571,7 @@ pub fn run() -> io::Result<SelftestReport> {
     // The real SQLite rehearsal evidence: valid as committed, rejected once falsified.
     let real = rollback::check(
         SQLITE_EVIDENCE,
-        "sqlite-rollback-rehearsal/rollback-evidence.json",
+        "sqlite-rollback-rehearsal/evidence/RB-SQLITE-UPDATE-1.json",
     );
     if !real.rejects.is_empty() || real.entries == 0 {
         problems.push(format!(

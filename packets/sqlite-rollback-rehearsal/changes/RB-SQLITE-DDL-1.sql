@@ -1,0 +1,2 @@
+-- CREATE INDEX on ledger(account)
+CREATE INDEX ledger_account ON ledger(account);

@@ -1,0 +1,2 @@
+-- DELETE one ledger row
+DELETE FROM ledger WHERE account = 'ops-eu';
