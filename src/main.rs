@@ -19,12 +19,7 @@ use std::process::ExitCode;
 /// Seal evidence into packets and prove, later and anywhere, that the bytes are still the
 /// bytes that were sealed.
 #[derive(Parser)]
-#[command(
-    name = "packet",
-    version,
-    args_conflicts_with_subcommands = true,
-    arg_required_else_help = true
-)]
+#[command(name = "packet", version, arg_required_else_help = true)]
 struct Cli {
     /// Prove that every reject still fires and the untouched control still passes.
     #[arg(long)]
@@ -32,8 +27,9 @@ struct Cli {
     /// With --selftest: print the result as one JSON document.
     #[arg(long, requires = "selftest")]
     json: bool,
-    /// Worker threads for hashing; for a PostgreSQL snapshot, the connections that scan
-    /// tables at once, sharing one exported snapshot (default: one per CPU).
+    /// Worker threads for hashing; for a snapshot, the connections that scan tables at once
+    /// (PostgreSQL: sharing one exported snapshot) (default: one per CPU). Before or after
+    /// the command.
     #[arg(long, short = 'j', global = true, value_name = "N")]
     jobs: Option<usize>,
     /// Print nothing but the verdict line (no progress, no per-file lines).
@@ -523,6 +519,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         threads: cli.jobs.unwrap_or(0),
         progress: !cli.quiet,
     };
+    if cli.selftest && cli.command.is_some() {
+        eprintln!("packet: --selftest runs alone; give it no command");
+        return Ok(ExitCode::from(2));
+    }
     if cli.selftest {
         let report = selftest::run()?;
         if cli.json {

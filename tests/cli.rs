@@ -1170,3 +1170,29 @@ fn the_seal_is_identical_whatever_the_thread_count() {
         .assert()
         .code(2);
 }
+
+#[test]
+fn global_flags_go_before_or_after_the_command_and_selftest_runs_alone() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("a.txt");
+    fs::write(&src, "evidence\n").unwrap();
+    for (i, args) in [["-j1", "build"], ["build", "-j1"]].iter().enumerate() {
+        let out = tmp.path().join(format!("p{i}"));
+        packet().args(args).arg(&out).arg(&src).assert().success();
+        assert!(out.join("HASH_MANIFEST.txt").exists());
+    }
+    let out = packet()
+        .args(["--selftest", "verify"])
+        .arg(tmp.path().join("p0"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--selftest runs alone"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!packet::report::has_pass_token(&String::from_utf8_lossy(
+        &out.stdout
+    )));
+}
