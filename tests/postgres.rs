@@ -844,6 +844,19 @@ fn unreachable_servers_wrong_passwords_and_bad_claims_are_refused() {
             says,
         );
     }
+    // A role that row-level security would show only some rows: refused, not digested.
+    s.psql(
+        "app",
+        "CREATE ROLE reader LOGIN PASSWORD 'r'; GRANT USAGE ON SCHEMA audit TO reader; \
+         GRANT SELECT ON ALL TABLES IN SCHEMA public, audit TO reader; \
+         ALTER TABLE log ENABLE ROW LEVEL SECURITY; \
+         CREATE POLICY only_same ON log USING (line = 'same')",
+    );
+    refused(
+        &[&format!("postgres://reader:r@127.0.0.1:{}/app", s.port)],
+        "SNAPSHOT_SOURCE_UNREADABLE",
+        "row-level security",
+    );
     // Rehearsal: an unreachable server writes no evidence either.
     let (code, text) = rehearse(
         &format!("postgres://postgres@127.0.0.1:{port}/app"),

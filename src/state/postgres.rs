@@ -31,10 +31,13 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Settings every snapshot session runs under, so that text output depends on the values
-/// alone. `search_path = ''` makes every name outside `pg_catalog` print schema-qualified.
+/// alone. `search_path = ''` makes every name outside `pg_catalog` print schema-qualified;
+/// `row_security = off` makes a table whose row-level security policy would hide rows from
+/// this role an error, never a digest of the rows it happens to see.
 pub const SESSION: &str = "SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; \
     SET IntervalStyle = 'postgres'; SET bytea_output = 'hex'; SET extra_float_digits = 3; \
-    SET client_encoding = 'UTF8'; SET lc_monetary = 'C'; SET search_path = ''";
+    SET client_encoding = 'UTF8'; SET lc_monetary = 'C'; SET search_path = ''; \
+    SET row_security = off";
 
 /// Seconds to wait for a server before the target is called unreachable.
 pub const CONNECT_TIMEOUT_SECS: u64 = 10;
