@@ -14,6 +14,7 @@ pub mod diff;
 pub mod encode;
 pub mod postgres;
 pub mod rehearse;
+pub mod scan;
 pub mod scope;
 pub mod snapshot;
 pub mod sqlite;

@@ -27,8 +27,6 @@ use crate::reject::{Reject, RejectCode};
 use postgres::{Client, NoTls};
 use sha2::{Digest as _, Sha256};
 use std::io::BufRead;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Settings every snapshot session runs under, so that text output depends on the values
 /// alone. `search_path = ''` makes every name outside `pg_catalog` print schema-qualified;
@@ -637,66 +635,32 @@ fn read_in_transaction(
         ),
         _ => None,
     };
-    let next = AtomicUsize::new(0);
-    let merged: Mutex<Vec<Result<Multiset, Failure>>> =
-        Mutex::new((0..tables.len()).map(|_| Ok(Multiset::default())).collect());
-    let scan = |client: &mut Client| {
-        loop {
-            let w = next.fetch_add(1, Ordering::Relaxed);
-            let Some(&(i, part)) = work.get(w) else { break };
+    let merged = super::scan::parts(
+        tables.len(),
+        &work,
+        client,
+        if exported.is_some() { wanted } else { 1 },
+        || {
+            // A helper that cannot connect or join the snapshot leaves its share to others.
+            let (cfg, id) = (join?, exported.as_ref()?);
+            let mut helper = connect(cfg).ok()?;
+            helper
+                .batch_execute(&format!(
+                    "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; \
+                     SET TRANSACTION SNAPSHOT '{id}'"
+                ))
+                .ok()?;
+            Some(helper)
+        },
+        |client, i, part| {
             let t = &tables[i];
             let kinds: Vec<Kind> = t.columns.iter().map(|c| c.1).collect();
-            let r = digest_copy(client, &select_part(t, part), &kinds);
-            let mut merged = merged.lock().expect("no scan panics");
-            let failed = match (r, &mut merged[i]) {
-                (Ok(set), Ok(into)) => match into.merge(set) {
-                    Ok(()) => false,
-                    Err(e) => {
-                        merged[i] = Err(Failure::Read(format!("cannot spill row digests: {e}")));
-                        true
-                    }
-                },
-                (Err(e), _) => {
-                    merged[i] = Err(e);
-                    true
-                }
-                (Ok(_), Err(_)) => true,
-            };
-            if failed {
-                // Stop handing out work: the snapshot has failed.
-                next.store(usize::MAX / 2, Ordering::Relaxed);
-                break;
-            }
-        }
-    };
-    std::thread::scope(|s| {
-        if let (Some(cfg), Some(id)) = (join, &exported) {
-            for _ in 1..wanted {
-                let scan = &scan;
-                s.spawn(move || {
-                    // A helper that cannot connect or join leaves its share to the others.
-                    let Ok(mut helper) = connect(cfg) else { return };
-                    let joined = helper.batch_execute(&format!(
-                        "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; \
-                         SET TRANSACTION SNAPSHOT '{id}'"
-                    ));
-                    if joined.is_ok() {
-                        scan(&mut helper);
-                    }
-                    let _ = helper.batch_execute("ROLLBACK");
-                });
-            }
-        }
-        scan(client);
-    });
-    if next.load(Ordering::Relaxed) < work.len() {
-        return Err(Failure::Read("a table was not read".into()));
-    }
+            digest_copy(client, &select_part(t, *part), &kinds)
+        },
+        |e| Failure::Read(format!("cannot spill row digests: {e}")),
+    );
     let mut states = Vec::with_capacity(tables.len());
-    for (t, set) in tables
-        .iter()
-        .zip(merged.into_inner().expect("no scan panics"))
-    {
+    for (t, set) in tables.iter().zip(merged) {
         let (rows, digest) = finish(set?)?;
         states.push(TableState {
             name: t.name.clone(),

@@ -164,12 +164,7 @@ pub fn sqlite(
     drop(conn);
     let source_after = sqlite::snapshot(path, target, sqlite::SqliteOptions::default(), &[])?;
     let untouched = stamp_before.is_some() && stamp(path) == stamp_before;
-    if source_after.state_digest != source_before.state_digest || !untouched {
-        return Err(failed(
-            target,
-            "the source changed during the rehearsal (another writer?): the rehearsal proves nothing about it".into(),
-        ));
-    }
+    source_unchanged(target, &source_before, &source_after, untouched)?;
     finish(
         target,
         change.0,
@@ -185,6 +180,23 @@ pub fn sqlite(
         },
         [&before, &after_apply, &after_rollback],
     )
+}
+
+/// The rehearsal's own no-touch proof: the source's state digest after equals the one before
+/// (and, for a file, its bytes and mtime are unchanged: `untouched`), or `REHEARSAL_FAILED`.
+fn source_unchanged(
+    target: &str,
+    before: &Snapshot,
+    after: &Snapshot,
+    untouched: bool,
+) -> Result<(), Box<Reject>> {
+    if after.state_digest != before.state_digest || !untouched {
+        return Err(failed(
+            target,
+            "the source changed during the rehearsal (another writer?): the rehearsal proves nothing about it".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// The evidence of a rehearsal from its three snapshots (`[before, after apply, after
@@ -413,12 +425,7 @@ pub fn postgres(
         }
     };
     let source_after = read(cfg)?;
-    if source_after.state_digest != source_before.state_digest {
-        return Err(failed(
-            target,
-            "the source changed during the rehearsal (another writer?): the rehearsal proves nothing about it".into(),
-        ));
-    }
+    source_unchanged(target, &source_before, &source_after, true)?;
     finish(
         target,
         change.0,

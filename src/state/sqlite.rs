@@ -17,8 +17,6 @@ use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags};
 use sha2::{Digest as _, Sha256};
 use std::path::Path;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// How to open the database.
 #[derive(Clone, Debug, Default)]
@@ -245,6 +243,21 @@ fn value(v: ValueRef<'_>) -> Value<'_> {
     }
 }
 
+/// The connection a part is read on: the caller's, or a helper's own.
+enum Reader<'a> {
+    Borrowed(&'a Connection),
+    Owned(Connection),
+}
+
+impl Reader<'_> {
+    fn conn(&self) -> &Connection {
+        match self {
+            Reader::Borrowed(c) => c,
+            Reader::Owned(c) => c,
+        }
+    }
+}
+
 /// Where further connections may come from, for a snapshot that is not inside a change.
 struct Join<'a> {
     path: &'a Path,
@@ -381,59 +394,21 @@ fn read_in_transaction(
     for (i, (quoted, _)) in metas.iter().enumerate() {
         work.extend(parts(conn, i, &names[i], quoted, helpers)?);
     }
-    let next = AtomicUsize::new(0);
-    let merged: Mutex<Vec<rusqlite::Result<Multiset>>> =
-        Mutex::new((0..names.len()).map(|_| Ok(Multiset::default())).collect());
-    let scan = |conn: &Connection| {
-        let mut buf = Vec::new();
-        loop {
-            let w = next.fetch_add(1, Ordering::Relaxed);
-            let Some((i, sql)) = work.get(w) else { break };
-            let r = conn
-                .prepare(sql)
-                .and_then(|mut stmt| rows_of(&mut stmt, &mut buf));
-            let mut merged = merged.lock().expect("no scan panics");
-            let failed = match (r, &mut merged[*i]) {
-                (Ok(set), Ok(into)) => match into.merge(set) {
-                    Ok(()) => false,
-                    Err(e) => {
-                        merged[*i] = Err(spill(e));
-                        true
-                    }
-                },
-                (Err(e), _) => {
-                    merged[*i] = Err(e);
-                    true
-                }
-                (Ok(_), Err(_)) => true,
-            };
-            if failed {
-                next.store(usize::MAX / 2, Ordering::Relaxed);
-                break;
-            }
-        }
-    };
-    std::thread::scope(|s| {
-        if let Some(j) = join {
-            for _ in 1..helpers.min(work.len()) {
-                let scan = &scan;
-                s.spawn(move || {
-                    // A helper that cannot open or lock leaves its share to the others.
-                    if let Some(helper) = j.helper() {
-                        scan(&helper);
-                        let _ = helper.execute_batch("COMMIT");
-                    }
-                });
-            }
-        }
-        scan(conn);
-    });
+    let merged = super::scan::parts(
+        names.len(),
+        &work,
+        &mut Reader::Borrowed(conn),
+        if join.is_some() { helpers } else { 1 },
+        // A helper that cannot open or lock leaves its share to the others.
+        || join.and_then(Join::helper).map(Reader::Owned),
+        |reader, _, sql: &String| {
+            let mut stmt = reader.conn().prepare(sql)?;
+            rows_of(&mut stmt, &mut Vec::new())
+        },
+        spill,
+    );
     let mut tables = Vec::with_capacity(names.len());
-    for ((name, (_, schema_digest)), set) in names
-        .iter()
-        .zip(metas)
-        .zip(merged.into_inner().expect("no scan panics"))
-    {
+    for ((name, (_, schema_digest)), set) in names.iter().zip(metas).zip(merged) {
         let (rows, digest) = finish(set?)?;
         tables.push(TableState {
             name: name.clone(),
