@@ -62,6 +62,19 @@ pub struct ClaimState {
 }
 
 impl ClaimState {
+    /// The claim `c` evaluated to `rows` rows whose multiset digest is `digest`.
+    pub fn of(c: &Claim, rows: u64, digest: Digest) -> ClaimState {
+        ClaimState {
+            id: c.id.clone(),
+            title: c.title.clone(),
+            table: c.table.clone(),
+            filter: c.filter.clone(),
+            columns: c.columns.clone(),
+            rows,
+            digest,
+        }
+    }
+
     /// The claim's definition, without its figures.
     pub fn claim(&self) -> Claim {
         Claim {

@@ -758,15 +758,7 @@ fn evaluate(
                     bad(format!("its filter does not run: {why}"))
                 }
             })?;
-        out.push(ClaimState {
-            id: c.id.clone(),
-            title: c.title.clone(),
-            table: c.table.clone(),
-            filter: c.filter.clone(),
-            columns: c.columns.clone(),
-            rows,
-            digest,
-        });
+        out.push(ClaimState::of(c, rows, digest));
     }
     Ok(out)
 }

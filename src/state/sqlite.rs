@@ -182,15 +182,7 @@ fn evaluate(
             .prepare(&claims::select(c))
             .map_err(|e| bad(format!("its filter does not compile: {e}")))?;
         let (rows, digest) = digest_rows(&mut stmt, &mut buf)?;
-        out.push(ClaimState {
-            id: c.id.clone(),
-            title: c.title.clone(),
-            table: c.table.clone(),
-            filter: c.filter.clone(),
-            columns: c.columns.clone(),
-            rows,
-            digest,
-        });
+        out.push(ClaimState::of(c, rows, digest));
     }
     Ok(out)
 }
