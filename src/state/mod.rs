@@ -77,7 +77,7 @@ pub struct SnapshotOptions {
     pub connections: usize,
 }
 
-fn pg_config(url: &str, shown: &str) -> Result<::postgres::Config, Box<Reject>> {
+fn pg_config(url: &str, shown: &str) -> Result<tokio_postgres::Config, Box<Reject>> {
     postgres::config(url).map_err(|why| {
         Box::new(Reject::new(RejectCode::SnapshotSourceUnreadable, why).at_path(shown.into()))
     })

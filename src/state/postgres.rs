@@ -24,9 +24,9 @@ use super::scope::Scope;
 use super::snapshot::{Counter, SNAPSHOT_SCHEMA, Snapshot, TableState, state_digest};
 use crate::digest::Digest;
 use crate::reject::{Reject, RejectCode};
-use postgres::{Client, NoTls};
 use sha2::{Digest as _, Sha256};
-use std::io::BufRead;
+use tokio_postgres::NoTls;
+use tokio_postgres::types::ToSql;
 
 /// Settings every snapshot session runs under, so that text output depends on the values
 /// alone. `search_path = ''` makes every name outside `pg_catalog` print schema-qualified;
@@ -49,8 +49,8 @@ fn unreadable(target: &str, why: String) -> Box<Reject> {
 /// `PGDATABASE`) and then libpq's defaults (the Unix socket in `/var/run/postgresql` or
 /// `/tmp` when one is there, else `localhost`; port 5432; the user running the process;
 /// a database named after the user). Errors name what cannot be parsed.
-pub fn config(url: &str) -> Result<postgres::Config, String> {
-    let mut cfg: postgres::Config = url
+pub fn config(url: &str) -> Result<tokio_postgres::Config, String> {
+    let mut cfg: tokio_postgres::Config = url
         .parse()
         .map_err(|e| format!("not a PostgreSQL URL: {e}"))?;
     let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
@@ -133,16 +133,103 @@ pub fn redacted(url: &str) -> String {
     out
 }
 
+/// One connection, driven from synchronous code: a single-threaded Tokio runtime and the
+/// `tokio-postgres` client on it. Every call runs the runtime until its answer is in; a COPY
+/// stream is consumed inside one such run, so rows cost no runtime entry each (the
+/// synchronous `postgres` crate enters it once per row, which cost more than hashing them).
+pub struct Session {
+    rt: tokio::runtime::Runtime,
+    client: tokio_postgres::Client,
+}
+
+impl Session {
+    /// Runs `sql` (one or more statements, simple protocol), discarding any rows.
+    pub fn batch_execute(&mut self, sql: &str) -> Result<(), tokio_postgres::Error> {
+        self.rt.block_on(self.client.batch_execute(sql))
+    }
+
+    /// Runs one statement with parameters and returns its rows.
+    pub fn query(
+        &mut self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<tokio_postgres::Row>, tokio_postgres::Error> {
+        self.rt.block_on(self.client.query(sql, params))
+    }
+
+    /// Runs one statement that returns exactly one row.
+    pub fn query_one(
+        &mut self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<tokio_postgres::Row, tokio_postgres::Error> {
+        self.rt.block_on(self.client.query_one(sql, params))
+    }
+
+    /// Runs one statement with parameters and returns the rows it affected.
+    pub fn execute(
+        &mut self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<u64, tokio_postgres::Error> {
+        self.rt.block_on(self.client.execute(sql, params))
+    }
+
+    /// Runs `COPY … TO STDOUT` and hands every complete line (its newline removed) to `row`,
+    /// whatever the server's message boundaries. A final line without its newline is an error.
+    fn copy_lines(
+        &mut self,
+        copy: &str,
+        mut row: impl FnMut(&[u8]) -> Result<(), Failure>,
+    ) -> Result<(), Failure> {
+        use futures_util::StreamExt;
+        let client = &self.client;
+        self.rt.block_on(async {
+            let stream = client.copy_out(copy).await?;
+            futures_util::pin_mut!(stream);
+            let mut pending: Vec<u8> = Vec::new();
+            while let Some(chunk) = stream.next().await {
+                let chunk = chunk?;
+                let mut rest: &[u8] = &chunk;
+                while let Some(end) = memchr::memchr(b'\n', rest) {
+                    if pending.is_empty() {
+                        row(&rest[..end])?;
+                    } else {
+                        pending.extend_from_slice(&rest[..end]);
+                        row(&pending)?;
+                        pending.clear();
+                    }
+                    rest = &rest[end + 1..];
+                }
+                pending.extend_from_slice(rest);
+            }
+            if pending.is_empty() {
+                Ok(())
+            } else {
+                Err(Failure::Read("COPY output ended inside a row".into()))
+            }
+        })
+    }
+}
+
 /// Opens a session under [`SESSION`].
-pub fn connect(cfg: &postgres::Config) -> Result<Client, postgres::Error> {
-    let mut client = cfg.connect(NoTls)?;
-    client.batch_execute(SESSION)?;
-    Ok(client)
+pub fn connect(cfg: &tokio_postgres::Config) -> Result<Session, tokio_postgres::Error> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .enable_time()
+        .build()
+        .expect("a single-threaded runtime starts");
+    let (client, connection) = rt.block_on(cfg.connect(NoTls))?;
+    // The connection task runs whenever a call runs the runtime; it ends with the client.
+    rt.spawn(connection);
+    let mut session = Session { rt, client };
+    session.batch_execute(SESSION)?;
+    Ok(session)
 }
 
 /// A PostgreSQL error as the server gave it: severity, message, detail and hint, without the
 /// client library's wrapping.
-pub fn message(e: &postgres::Error) -> String {
+pub fn message(e: &tokio_postgres::Error) -> String {
     match e.as_db_error() {
         Some(db) => {
             let mut m = format!("{}: {}", db.severity(), db.message());
@@ -225,15 +312,15 @@ enum Failure {
     Claim(String),
 }
 
-impl From<postgres::Error> for Failure {
-    fn from(e: postgres::Error) -> Failure {
+impl From<tokio_postgres::Error> for Failure {
+    fn from(e: tokio_postgres::Error) -> Failure {
         Failure::Read(message(&e))
     }
 }
 
 /// The tables in scope with their schema digests in progress, sorted by name; and the
 /// sequences in scope.
-fn catalog(client: &mut Client, scope: &Scope) -> Result<(Vec<Table>, Vec<Sequence>), Failure> {
+fn catalog(client: &mut Session, scope: &Scope) -> Result<(Vec<Table>, Vec<Sequence>), Failure> {
     let user = "n.nspname <> 'information_schema' AND n.nspname !~ '^pg_'";
     let admits = |schema: &str, name: &str| {
         let full = format!("{schema}.{name}");
@@ -432,23 +519,11 @@ fn value<'a>(kind: Kind, text: &'a [u8], bytes: &'a mut Vec<u8>) -> Result<Value
 
 /// Streams `SELECT columns FROM … [WHERE …]` through COPY text output: its row count and the
 /// multiset digest of its rows.
-fn digest_copy(client: &mut Client, select: &str, kinds: &[Kind]) -> Result<Multiset, Failure> {
-    let mut reader = client.copy_out(&format!("COPY ({select}) TO STDOUT"))?;
+fn digest_copy(client: &mut Session, select: &str, kinds: &[Kind]) -> Result<Multiset, Failure> {
     let mut set = Multiset::default();
-    let (mut line, mut buf, mut scratch, mut bytes) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut buf, mut scratch, mut bytes) = (Vec::new(), Vec::new(), Vec::new());
     let bad = |why: String| Failure::Read(format!("COPY output of {select:?}: {why}"));
-    loop {
-        line.clear();
-        let n = reader
-            .read_until(b'\n', &mut line)
-            .map_err(|e| Failure::Read(format!("reading COPY output: {e}")))?;
-        if n == 0 {
-            break;
-        }
-        if line.pop() != Some(b'\n') {
-            return Err(bad("a row without its newline".into()));
-        }
+    client.copy_lines(&format!("COPY ({select}) TO STDOUT"), |line| {
         let mut row = RowEncoder::begin(&mut buf, kinds.len());
         let mut fields = line.split(|b| *b == b'\t');
         for kind in kinds {
@@ -479,8 +554,8 @@ fn digest_copy(client: &mut Client, select: &str, kinds: &[Kind]) -> Result<Mult
             return Err(bad("more fields than columns".into()));
         }
         set.add(row.finish())
-            .map_err(|e| Failure::Read(format!("cannot spill row digests: {e}")))?;
-    }
+            .map_err(|e| Failure::Read(format!("cannot spill row digests: {e}")))
+    })?;
     Ok(set)
 }
 
@@ -563,7 +638,7 @@ pub struct PostgresOptions {
 /// fails, with the server's message), `CLAIMS_MALFORMED` (a claim naming a table or column
 /// that is not there, or a filter that does not compile).
 pub fn snapshot(
-    cfg: &postgres::Config,
+    cfg: &tokio_postgres::Config,
     target: &str,
     opts: &PostgresOptions,
     claims: &[Claim],
@@ -586,7 +661,7 @@ pub fn snapshot(
 /// Snapshots what `client` sees inside the transaction it has open (a rehearsal reads its own
 /// uncommitted change this way), on that one connection.
 pub fn of_transaction(
-    client: &mut Client,
+    client: &mut Session,
     target: &str,
     scope: &Scope,
 ) -> Result<Snapshot, String> {
@@ -603,8 +678,8 @@ pub fn of_transaction(
 /// transaction. With `join` (the connection settings), further connections join it through
 /// an exported snapshot and scan tables too.
 fn read_in_transaction(
-    client: &mut Client,
-    join: Option<&postgres::Config>,
+    client: &mut Session,
+    join: Option<&tokio_postgres::Config>,
     target: &str,
     opts: &PostgresOptions,
     claims: &[Claim],
@@ -704,7 +779,7 @@ fn read_in_transaction(
 /// Each claim's row count and digest, read in the open transaction. A claim's table is
 /// `schema.table`, or a bare name that names one table.
 fn evaluate(
-    client: &mut Client,
+    client: &mut Session,
     tables: &[Table],
     claims: &[Claim],
 ) -> Result<Vec<ClaimState>, Failure> {

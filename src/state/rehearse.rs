@@ -269,9 +269,9 @@ fn finish(
 /// that ends the transaction itself can never commit to the source. The helper function
 /// lives in the session's temporary schema and goes with the transaction's rollback.
 fn execute_uncommittable(
-    client: &mut ::postgres::Client,
+    client: &mut super::postgres::Session,
     sql: &str,
-) -> Result<(), ::postgres::Error> {
+) -> Result<(), tokio_postgres::Error> {
     client.batch_execute("RESET ALL")?;
     client.batch_execute(
         "CREATE FUNCTION pg_temp.packet_rehearse(change text) RETURNS void \
@@ -294,15 +294,16 @@ fn execute_uncommittable(
 /// (with the server's message), the scratch database cannot be made, or the source changed
 /// during the rehearsal.
 pub fn postgres(
-    cfg: &::postgres::Config,
+    cfg: &tokio_postgres::Config,
     target: &str,
     change: (&str, &str),
     rollback_sql: Option<(&str, &str)>,
 ) -> Result<Rehearsal, Box<Reject>> {
     use super::postgres as pg;
-    let pg_failed =
-        |what: &str, e: ::postgres::Error| failed(target, format!("{what}: {}", pg::message(&e)));
-    let read = |cfg: &::postgres::Config| {
+    let pg_failed = |what: &str, e: tokio_postgres::Error| {
+        failed(target, format!("{what}: {}", pg::message(&e)))
+    };
+    let read = |cfg: &tokio_postgres::Config| {
         pg::snapshot(cfg, target, &pg::PostgresOptions::default(), &[])
             .map_err(|e| failed(target, e.message.clone()))
     };
@@ -313,7 +314,7 @@ pub fn postgres(
             client
                 .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
                 .map_err(|e| pg_failed("BEGIN", e))?;
-            let inside = |client: &mut ::postgres::Client| {
+            let inside = |client: &mut super::postgres::Session| {
                 pg::of_transaction(client, target, &Default::default()).map_err(|why| {
                     failed(
                         target,
@@ -324,8 +325,8 @@ pub fn postgres(
             let outcome = inside(&mut client).and_then(|before| {
                 execute_uncommittable(&mut client, change.1).map_err(|e| {
                     let ends_transaction = e.code().is_some_and(|c| {
-                        *c == ::postgres::error::SqlState::FEATURE_NOT_SUPPORTED
-                            || *c == ::postgres::error::SqlState::INVALID_TRANSACTION_TERMINATION
+                        *c == tokio_postgres::error::SqlState::FEATURE_NOT_SUPPORTED
+                            || *c == tokio_postgres::error::SqlState::INVALID_TRANSACTION_TERMINATION
                     }) && pg::message(&e).contains("transaction");
                     if ends_transaction {
                         failed(target, format!(
@@ -371,23 +372,25 @@ pub fn postgres(
                         ),
                     ));
                 }
-                let snap = |client: &mut ::postgres::Client| -> Result<Snapshot, Box<Reject>> {
-                    client
-                        .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-                        .map_err(|e| pg_failed("BEGIN", e))?;
-                    let s =
-                        pg::of_transaction(client, target, &Default::default()).map_err(|why| {
-                            failed(
-                                target,
-                                format!("cannot snapshot the scratch database: {why}"),
-                            )
-                        });
-                    client
-                        .batch_execute("ROLLBACK")
-                        .map_err(|e| pg_failed("ROLLBACK", e))?;
-                    s
-                };
-                let run = |client: &mut ::postgres::Client,
+                let snap =
+                    |client: &mut super::postgres::Session| -> Result<Snapshot, Box<Reject>> {
+                        client
+                            .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                            .map_err(|e| pg_failed("BEGIN", e))?;
+                        let s = pg::of_transaction(client, target, &Default::default()).map_err(
+                            |why| {
+                                failed(
+                                    target,
+                                    format!("cannot snapshot the scratch database: {why}"),
+                                )
+                            },
+                        );
+                        client
+                            .batch_execute("ROLLBACK")
+                            .map_err(|e| pg_failed("ROLLBACK", e))?;
+                        s
+                    };
+                let run = |client: &mut super::postgres::Session,
                            label: &str,
                            sql: &str|
                  -> Result<(), Box<Reject>> {
@@ -444,7 +447,7 @@ pub fn postgres(
 /// A scratch database made from the source, dropped by [`Scratch::drop_now`] or, if that is
 /// never reached, when it goes out of scope.
 struct Scratch {
-    admin: ::postgres::Config,
+    admin: tokio_postgres::Config,
     name: String,
     dropped: bool,
 }
@@ -452,7 +455,7 @@ struct Scratch {
 impl Scratch {
     /// Creates `packet_rehearsal_<pid>_<nanos>` from the source through a connection to the
     /// `postgres` maintenance database (`template1` when that is missing).
-    fn create(cfg: &::postgres::Config, target: &str) -> Result<Scratch, Box<Reject>> {
+    fn create(cfg: &tokio_postgres::Config, target: &str) -> Result<Scratch, Box<Reject>> {
         use super::postgres as pg;
         let source = cfg
             .get_dbname()
