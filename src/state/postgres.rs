@@ -187,28 +187,48 @@ impl Session {
         self.rt.block_on(async {
             let stream = client.copy_out(copy).await?;
             futures_util::pin_mut!(stream);
-            let mut pending: Vec<u8> = Vec::new();
+            let mut lines = Lines::default();
             while let Some(chunk) = stream.next().await {
-                let chunk = chunk?;
-                let mut rest: &[u8] = &chunk;
-                while let Some(end) = memchr::memchr(b'\n', rest) {
-                    if pending.is_empty() {
-                        row(&rest[..end])?;
-                    } else {
-                        pending.extend_from_slice(&rest[..end]);
-                        row(&pending)?;
-                        pending.clear();
-                    }
-                    rest = &rest[end + 1..];
-                }
-                pending.extend_from_slice(rest);
+                lines.feed(&chunk?, &mut row)?;
             }
-            if pending.is_empty() {
-                Ok(())
-            } else {
-                Err(Failure::Read("COPY output ended inside a row".into()))
-            }
+            lines.finish()
         })
+    }
+}
+
+/// Complete lines out of chunks cut anywhere: a line inside one chunk is handed on where it
+/// lies, one cut across chunks is joined first.
+#[derive(Default)]
+struct Lines {
+    pending: Vec<u8>,
+}
+
+impl Lines {
+    fn feed(
+        &mut self,
+        mut chunk: &[u8],
+        row: &mut impl FnMut(&[u8]) -> Result<(), Failure>,
+    ) -> Result<(), Failure> {
+        while let Some(end) = memchr::memchr(b'\n', chunk) {
+            if self.pending.is_empty() {
+                row(&chunk[..end])?;
+            } else {
+                self.pending.extend_from_slice(&chunk[..end]);
+                row(&self.pending)?;
+                self.pending.clear();
+            }
+            chunk = &chunk[end + 1..];
+        }
+        self.pending.extend_from_slice(chunk);
+        Ok(())
+    }
+
+    fn finish(self) -> Result<(), Failure> {
+        if self.pending.is_empty() {
+            Ok(())
+        } else {
+            Err(Failure::Read("COPY output ended inside a row".into()))
+        }
     }
 }
 
@@ -849,6 +869,34 @@ mod tests {
         assert_eq!(unescape(b"a\\tb\\nc\\\\d", &mut s), b"a\tb\nc\\d");
         assert_eq!(unescape(b"\\101\\x42\\b\\v", &mut s), b"AB\x08\x0b");
         assert_eq!(unescape(b"\\\\x0aff", &mut s), b"\\x0aff");
+    }
+
+    #[test]
+    fn lines_are_whole_however_the_chunks_are_cut() {
+        let text = b"1\ta\n22\tbb\n\n333\tccc\n";
+        for cut in [1, 2, 3, 5, 7, text.len()] {
+            let mut got: Vec<Vec<u8>> = Vec::new();
+            let mut lines = Lines::default();
+            for chunk in text.chunks(cut) {
+                assert!(
+                    lines
+                        .feed(chunk, &mut |l: &[u8]| {
+                            got.push(l.to_vec());
+                            Ok(())
+                        })
+                        .is_ok()
+                );
+            }
+            assert!(lines.finish().is_ok());
+            assert_eq!(
+                got,
+                [&b"1\ta"[..], b"22\tbb", b"", b"333\tccc"],
+                "cut {cut}"
+            );
+        }
+        let mut lines = Lines::default();
+        assert!(lines.feed(b"1\n2", &mut |_: &[u8]| Ok(())).is_ok());
+        assert!(lines.finish().is_err(), "a row without its newline");
     }
 
     #[test]
