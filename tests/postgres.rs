@@ -630,6 +630,17 @@ fn rehearsals_never_commit_to_the_source() {
         dbs_before,
         "the scratch database was dropped"
     );
+    // A source that is the maintenance database itself: the scratch database is made from
+    // another one's connection (a session on the source would make CREATE DATABASE refuse).
+    let (code, text) = rehearse(
+        &s.url("postgres"),
+        dir.path(),
+        "CREATE TABLE made_here (x int)",
+        Some("DROP TABLE made_here"),
+        "maintenance.json",
+    );
+    assert_eq!(code, 0, "{text}");
+    assert_eq!(s.databases(), dbs_before);
 
     // A rollback that restores nothing: ROLLBACK_NOT_RESTORED naming the table.
     let (code, text) = rehearse(

@@ -454,7 +454,7 @@ struct Scratch {
 
 impl Scratch {
     /// Creates `packet_rehearsal_<pid>_<nanos>` from the source through a connection to the
-    /// `postgres` maintenance database (`template1` when that is missing).
+    /// `postgres` maintenance database (`template1` when that is missing or is the source).
     fn create(cfg: &tokio_postgres::Config, target: &str) -> Result<Scratch, Box<Reject>> {
         use super::postgres as pg;
         let source = cfg
@@ -467,7 +467,12 @@ impl Scratch {
             .map_or(0, |d| d.subsec_nanos());
         let name = format!("packet_rehearsal_{}_{nanos}", std::process::id());
         let mut last = None;
-        for admin_db in ["postgres", "template1"] {
+        // Never the source itself: CREATE DATABASE … TEMPLATE refuses a source with any
+        // session on it, this one included.
+        for admin_db in ["postgres", "template1"]
+            .into_iter()
+            .filter(|d| *d != source)
+        {
             let mut admin = cfg.clone();
             admin.dbname(admin_db);
             let mut client = match pg::connect(&admin) {
