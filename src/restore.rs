@@ -268,6 +268,7 @@ pub fn restore(copy: &Path, out: &Path, opts: &VerifyOptions) -> io::Result<Rest
             report.out
         ));
     }
+    crate::staging::sync_tree(staging.path())?;
     let kept = staging.keep();
     let moved = crate::staging::set_dir_mode(&kept)
         .and_then(|()| crate::staging::rename_noreplace(&kept, out));
@@ -290,13 +291,21 @@ fn ensure_parent(dest: &Path) -> io::Result<()> {
 }
 
 fn write_file(dest: &Path, bytes: &[u8]) -> io::Result<()> {
+    use std::io::Write;
     ensure_parent(dest)?;
-    fs::write(dest, bytes)
+    let mut file = fs::File::create_new(dest)?;
+    file.write_all(bytes)?;
+    crate::staging::sync_file(&file, dest)
 }
 
 fn copy_file(src: &Path, dest: &Path) -> io::Result<()> {
     ensure_parent(dest)?;
-    fs::copy(src, dest).map(drop)
+    let mut input = fs::File::open(src)?;
+    let mut file = fs::File::create_new(dest)?;
+    io::copy(&mut input, &mut file)?;
+    // As `cp -p` would for the mode: a restored RERUN.sh stays executable.
+    file.set_permissions(input.metadata()?.permissions())?;
+    crate::staging::sync_file(&file, dest)
 }
 
 impl crate::report::Outcome for RestoreReport {

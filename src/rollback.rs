@@ -264,6 +264,40 @@ fn mentions_schema(head: &[u8]) -> bool {
     head.starts_with(b"{") && head.windows(17).any(|w| w == b"rollback-evidence")
 }
 
+/// The members a rollback-evidence document may hold at its top level (docs/FORMAT.md).
+/// Anything else is refused: a misspelt `entires` must not turn a proof into an empty one.
+/// (`state_digest`, a description of how the state was digested, is what the first rehearsal
+/// script wrote, in packets sealed before `packet rehearse` existed; they still verify.)
+pub const DOCUMENT_MEMBERS: &[&str] = &[
+    "schema",
+    "subject",
+    "tool",
+    "target",
+    "state_digest",
+    "entries",
+    "isolation",
+    "snapshots",
+];
+
+/// The members one rollback entry may hold (docs/FORMAT.md); `packet rehearse` writes the
+/// last five, the first rehearsal script wrote `sql` and the `rows_*` counts.
+pub const ENTRY_MEMBERS: &[&str] = &[
+    "id",
+    "operation",
+    "sql",
+    "rows_before",
+    "rows_after_apply",
+    "rows_after_rollback",
+    "before_hash",
+    "after_apply_hash",
+    "after_rollback_hash",
+    "change",
+    "rollback",
+    "tables_changed_by_apply",
+    "tables_not_restored",
+    "counters_moved",
+];
+
 /// The outcome of checking one evidence document.
 #[derive(Debug, Default)]
 pub struct Checked {
@@ -281,7 +315,7 @@ pub struct Checked {
 pub fn check(bytes: &[u8], label: &str) -> Checked {
     let mut out = Checked::default();
     let doc_reject = |code, msg: String| Reject::new(code, msg).at_path(label.to_string());
-    let body = bytes.strip_prefix(crate::profile::BOM).unwrap_or(bytes);
+    let body = bytes;
     // Duplicate members first: serde_json would keep the last of two silently, and a
     // no-mutation entry must not pass by naming its hash twice.
     if let Err(why) = crate::strict::check(body) {
@@ -317,6 +351,28 @@ pub fn check(bytes: &[u8], label: &str) -> Checked {
             ));
             return out;
         }
+    }
+    if let Some(name) = obj.keys().find(|k| !DOCUMENT_MEMBERS.contains(&k.as_str())) {
+        out.rejects.push(doc_reject(
+            RejectCode::RollbackEvidenceMalformed,
+            format!(
+                "unknown member `{name}`: the schema defines {}",
+                DOCUMENT_MEMBERS.join(", ")
+            ),
+        ));
+        return out;
+    }
+    let top_problem = obj.iter().find_map(|(k, v)| match k.as_str() {
+        "subject" | "tool" | "target" | "state_digest" if !v.is_string() => {
+            Some(format!("`{k}` is not a string"))
+        }
+        "isolation" | "snapshots" if !v.is_object() => Some(format!("`{k}` is not an object")),
+        _ => None,
+    });
+    if let Some(why) = top_problem {
+        out.rejects
+            .push(doc_reject(RejectCode::RollbackEvidenceMalformed, why));
+        return out;
     }
     let Some(entries) = obj.get("entries").and_then(Value::as_array) else {
         out.rejects.push(doc_reject(
@@ -364,13 +420,36 @@ fn check_entry(
     } else if id.is_none() {
         problems.push("no non-empty string `id`".to_string());
     }
+    if let Some(obj) = entry.as_object() {
+        for name in obj.keys().filter(|k| !ENTRY_MEMBERS.contains(&k.as_str())) {
+            problems.push(format!(
+                "unknown member `{name}` (an entry holds {})",
+                ENTRY_MEMBERS.join(", ")
+            ));
+        }
+        for (name, _) in obj
+            .iter()
+            .filter(|(k, _)| ["operation", "sql", "change", "rollback"].contains(&k.as_str()))
+            .filter(|(_, v)| !v.is_string())
+        {
+            problems.push(format!("`{name}` is not a string"));
+        }
+        // Counts are whole numbers as written: `1.0` or `1e3` would be a rounded reading.
+        for (name, _) in obj
+            .iter()
+            .filter(|(k, _)| k.starts_with("rows_"))
+            .filter(|(_, v)| v.as_u64().is_none())
+        {
+            problems.push(format!("`{name}` is not a non-negative whole number"));
+        }
+    }
     let mut hash = |field: &str| -> Option<String> {
         match entry.get(field).and_then(Value::as_str) {
-            Some(h) if h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()) => {
-                Some(h.to_ascii_lowercase())
-            }
+            Some(h) if crate::digest::Digest::from_hex(h).is_some() => Some(h.to_string()),
             Some(h) => {
-                problems.push(format!("`{field}` is {h:?}, not 64 hex digits"));
+                problems.push(format!(
+                    "`{field}` is {h:?}, not 64 lowercase hex digits (^[0-9a-f]{{64}}$)"
+                ));
                 None
             }
             None if entry.is_object() => {
@@ -446,12 +525,52 @@ mod tests {
     fn good_evidence_passes() {
         let bytes = doc(json!([
             {"id": "RB-1", "before_hash": A, "after_apply_hash": B, "after_rollback_hash": A},
-            {"id": "RB-2", "before_hash": A.to_uppercase(), "after_apply_hash": C, "after_rollback_hash": A},
+            {"id": "RB-2", "operation": "UPDATE", "before_hash": A, "after_apply_hash": C, "after_rollback_hash": A},
         ]));
         let checked = check(&bytes, "e.json");
         assert!(checked.rejects.is_empty(), "{:?}", checked.rejects);
         assert_eq!(checked.entries, 2);
         assert!(claims_schema(&bytes));
+    }
+
+    #[test]
+    fn boms_unknown_members_and_uppercase_hashes_are_malformed() {
+        let good = doc(
+            json!([{"id": "RB-1", "before_hash": A, "after_apply_hash": B, "after_rollback_hash": A}]),
+        );
+        let bom = [crate::profile::BOM, &good[..]].concat();
+        assert_eq!(codes(&bom), ["ROLLBACK_EVIDENCE_MALFORMED"]);
+        assert!(
+            claims_schema(&bom),
+            "still recognised as evidence, so verify checks it"
+        );
+        let top = serde_json::to_vec(
+            &json!({"schema": ROLLBACK_SCHEMA, "entires": [], "entries": [
+            {"id": "RB-1", "before_hash": A, "after_apply_hash": B, "after_rollback_hash": A}]}),
+        )
+        .unwrap();
+        let checked = check(&top, "e.json");
+        assert_eq!(checked.rejects.len(), 1);
+        assert!(
+            checked.rejects[0]
+                .message
+                .contains("unknown member `entires`"),
+            "{:?}",
+            checked.rejects
+        );
+        for entry in [
+            json!({"id": "RB-1", "before_hash": A.to_uppercase(), "after_apply_hash": B, "after_rollback_hash": A}),
+            json!({"id": "RB-1", "before_hash": A, "after_apply_hash": B, "after_rollback_hash": A, "after_apply": A}),
+            json!({"id": "RB-1", "before_hash": A, "after_apply_hash": B, "after_rollback_hash": A, "operation": 7}),
+            json!({"id": "RB-1", "before_hash": A, "after_apply_hash": B, "after_rollback_hash": A, "rows_before": 1.0}),
+            json!({"id": "RB-1", "before_hash": A, "after_apply_hash": B, "after_rollback_hash": A, "rows_before": -1}),
+        ] {
+            assert_eq!(
+                codes(&doc(json!([entry]))),
+                ["ROLLBACK_ENTRY_MALFORMED:RB-1"],
+                "{entry}"
+            );
+        }
     }
 
     #[test]

@@ -92,8 +92,9 @@ fn check_archive_with(
             None => None,
         };
         let read = read_entry(f.data, f.size, keep_limit, sink.as_mut())?;
-        if let Some(mut file) = sink {
-            std::io::Write::flush(&mut file)?;
+        if let Some(file) = sink {
+            let file = file.into_inner().map_err(|e| e.into_error())?;
+            crate::staging::sync_file(&file, Path::new(f.path))?;
         }
         if let Some(name) = seal_name {
             let kept = match &read.bytes {
@@ -266,7 +267,7 @@ fn read_entry(
 }
 
 /// Creates `root/rel` (and its parent directories) for writing; never follows a link and never
-/// replaces a file. `rel` has passed [`manifest::check_path`].
+/// replaces a file. `rel` has passed [`manifest::check_safe`].
 fn create_new_file(root: &Path, rel: &str) -> std::io::Result<std::io::BufWriter<fs::File>> {
     let dest = root.join(rel);
     if let Some(parent) = dest.parent() {

@@ -9,7 +9,7 @@
 //! unpacking them live in [`crate::archive::check_archive`] and [`crate::unpack`].
 
 use crate::drift::fold_name;
-use crate::manifest::{MANIFEST_NAME, TREE_NAME, check_path};
+use crate::manifest::{MANIFEST_NAME, TREE_NAME, check_safe};
 use crate::reject::Reject;
 use crate::reject::RejectCode;
 use crate::seal::SEAL_RECORD_NAME;
@@ -142,7 +142,8 @@ pub fn ustar_header(
 /// One regular file as it streams out of an archive: its checked path, its size from the
 /// header, and its bytes (exactly `size` of them, read once).
 pub struct FileEntry<'r> {
-    /// Packet-relative path, `/`-separated, checked by [`check_path`].
+    /// Packet-relative path, `/`-separated, checked by [`check_safe`] (an NFD name is read,
+    /// then diagnosed as a renamed or colliding file, as in a directory).
     pub path: &'r str,
     /// Size in bytes, from the header (within [`Limits::max_entry_bytes`]).
     pub size: u64,
@@ -462,7 +463,7 @@ fn entry_path(raw: &str, is_dir: bool, utf8: bool) -> Result<Option<String>, &'s
     if raw.starts_with('/') {
         return Err("absolute path: it would be written outside the directory");
     }
-    check_path(p)?;
+    check_safe(p)?;
     Ok(Some(p.to_string()))
 }
 

@@ -317,7 +317,7 @@ pub fn pack(packet: &Path, out: &Path, opts: &PackOptions) -> io::Result<PackRep
             .as_file()
             .set_permissions(fs::Permissions::from_mode(0o644))?;
     }
-    staging.as_file().sync_all()?;
+    crate::staging::sync_file(staging.as_file(), out)?;
     let digest = Digest(sink.hasher.finalize().into());
     if let Err(e) = staging.persist_noclobber(out) {
         if e.error.kind() == io::ErrorKind::AlreadyExists {

@@ -134,6 +134,7 @@ pub fn unpack(archive: &Path, out: &Path, opts: &UnpackOptions) -> io::Result<Un
         report.report = on_disk;
         return Ok(report);
     }
+    staging::sync_tree(staging.path())?;
     let kept = staging.keep();
     let moved = staging::set_dir_mode(&kept).and_then(|()| staging::rename_noreplace(&kept, out));
     if let Err(e) = moved {

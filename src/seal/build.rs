@@ -125,9 +125,9 @@ pub fn seal_dir(dir: &Path, opts: SealOptions) -> Result<Sealed, Error> {
 
     // Stage all three, then rename; a failed rename puts every old seal file back.
     let staged = [
-        (SEAL_RECORD_NAME, stage(dir, &record)?),
-        (MANIFEST_NAME, stage(dir, &manifest_bytes)?),
-        (TREE_NAME, stage(dir, &tree_bytes)?),
+        (SEAL_RECORD_NAME, stage(dir, SEAL_RECORD_NAME, &record)?),
+        (MANIFEST_NAME, stage(dir, MANIFEST_NAME, &manifest_bytes)?),
+        (TREE_NAME, stage(dir, TREE_NAME, &tree_bytes)?),
     ];
     install(dir, staged)?;
     Ok(Sealed {
@@ -175,7 +175,7 @@ fn payload_of(dir: &Path, reseal: bool, adding: bool) -> Result<Vec<walk::Found>
 /// The regular files under `dir`, or every reason it cannot be sealed: symlinks, special
 /// files and unsafe names ([`walk::scan`]) and [`unsealable`] entries.
 fn sealable_files(dir: &Path) -> Result<Vec<walk::Found>, Error> {
-    let scan = walk::scan(dir, "");
+    let scan = walk::scan(dir, "").for_sealing();
     let mut rejects = scan.rejects;
     rejects.extend(unsealable(dir, &scan.files));
     if rejects.is_empty() {
@@ -274,7 +274,7 @@ fn install(dir: &Path, staged: [(&str, tempfile::NamedTempFile); 3]) -> Result<(
     Ok(())
 }
 
-fn stage(dir: &Path, bytes: &[u8]) -> Result<tempfile::NamedTempFile, Error> {
+fn stage(dir: &Path, name: &str, bytes: &[u8]) -> Result<tempfile::NamedTempFile, Error> {
     let ctx = || format!("writing a seal file in {}", dir.display());
     let mut tmp = tempfile::Builder::new()
         .prefix(&crate::staging::temp_prefix(TEMP_PREFIXES[0]))
@@ -283,6 +283,8 @@ fn stage(dir: &Path, bytes: &[u8]) -> Result<tempfile::NamedTempFile, Error> {
     tmp.write_all(bytes).map_err(|e| Error::io(ctx(), e))?;
     // Temporary files are created 0600; a seal file is as readable as any other payload.
     set_mode(tmp.path(), 0o644).map_err(|e| Error::io(ctx(), e))?;
+    // The fault hook matches the name the file is staged for, not its random temporary name.
+    crate::staging::injected_fault(&dir.join(name)).map_err(|e| Error::io(ctx(), e))?;
     tmp.as_file().sync_all().map_err(|e| Error::io(ctx(), e))?;
     Ok(tmp)
 }
@@ -371,7 +373,7 @@ fn plan(out: &Path, sources: &[PathBuf]) -> Result<Vec<Copy>, Error> {
                 );
                 continue;
             }
-            let scan = walk::scan(src, &format!("{name}/"));
+            let scan = walk::scan(src, &format!("{name}/")).for_sealing();
             rejects.extend(scan.rejects);
             copies.extend(scan.files.into_iter().map(|f| Copy {
                 src: src.join(&f.rel[name.len() + 1..]),
@@ -471,6 +473,8 @@ fn copy_all(root: &Path, copies: &[Copy]) -> Result<(), Error> {
             .permissions();
         fs::set_permissions(&dest, perms)
             .map_err(|e| Error::io(format!("setting mode of {}", dest.display()), e))?;
+        crate::staging::sync_file(&out, &dest)
+            .map_err(|e| Error::io(format!("writing {}", dest.display()), e))?;
     }
     Ok(())
 }
@@ -497,7 +501,9 @@ fn link_tree(from: &Path, to: &Path, root: bool) -> Result<(), Error> {
                 .map_err(|e| Error::io(ctx("setting mode of", &dest), e))?;
         } else if meta.is_file() {
             if fs::hard_link(&src, &dest).is_err() {
-                fs::copy(&src, &dest).map_err(|e| Error::io(ctx("copying", &src), e))?;
+                fs::copy(&src, &dest)
+                    .and_then(|_| crate::staging::sync_file(&fs::File::open(&dest)?, &dest))
+                    .map_err(|e| Error::io(ctx("copying", &src), e))?;
             }
         } else {
             // The scan refused these already; something appeared since.
@@ -569,6 +575,8 @@ pub fn build(out: &Path, sources: &[PathBuf], opts: SealOptions) -> Result<Seale
         None => set_mode(staging.path(), 0o755),
     }
     .map_err(|e| Error::io(ctx(staging.path()), e))?;
+    crate::staging::sync_tree(staging.path())
+        .map_err(|e| Error::io(format!("syncing {}", staging.path().display()), e))?;
     crate::staging::crash_point("build:sealed");
     let staged = staging.keep();
     let moved = if exists {

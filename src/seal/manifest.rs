@@ -192,6 +192,15 @@ impl Manifest {
                 ));
                 continue;
             }
+            if let Some(why) = foreign_form(line) {
+                line_reject(
+                    &mut rejects,
+                    &mut listed,
+                    &mut left_out,
+                    malformed(n, why.into()),
+                );
+                continue;
+            }
             let (Some(hex), Some(sep), Some(path)) =
                 (line.get(..64), line.get(64..66), line.get(66..))
             else {
@@ -218,6 +227,19 @@ impl Manifest {
                 );
                 continue;
             };
+            if sep == " *" {
+                line_reject(
+                    &mut rejects,
+                    &mut listed,
+                    &mut left_out,
+                    malformed(
+                        n,
+                        "`*` binary-mode marker (sha256sum -b form); packet writes two spaces"
+                            .into(),
+                    ),
+                );
+                continue;
+            }
             if sep != "  " {
                 line_reject(
                     &mut rejects,
@@ -296,6 +318,25 @@ impl Manifest {
     }
 }
 
+/// Names the line forms that `sha256sum -c` (or a BSD `shasum`) reads and packet refuses:
+/// a blank line, a `#` comment, and the BSD tagged form `SHA256 (path) = hex`. Each would let
+/// two manifests with one meaning have two tree hashes.
+fn foreign_form(line: &str) -> Option<&'static str> {
+    if line.trim().is_empty() {
+        return Some("blank line (a manifest has one line per file and nothing else)");
+    }
+    if line.starts_with('#') {
+        return Some("`#` comment line (a manifest holds only digests and paths)");
+    }
+    let tagged = line.split_once(" (").is_some_and(|(tag, rest)| {
+        tag.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') && rest.contains(") = ")
+    });
+    if tagged {
+        return Some("BSD tagged line `ALGO (path) = digest`; packet writes `<64 hex>  <path>`");
+    }
+    None
+}
+
 /// The exact bytes of `packet_tree.sha256` for a tree hash.
 pub fn render_tree_file(tree: &Digest) -> Vec<u8> {
     format!("{tree}  {MANIFEST_NAME}\n").into_bytes()
@@ -348,8 +389,21 @@ pub fn parse_tree_file(bytes: &[u8]) -> Result<TreeFile, String> {
 
 /// Checks that `path` is a safe relative packet path: non-empty, `/`-separated, no leading or
 /// trailing `/`, no empty, `.` or `..` component, no backslash and no control character
-/// (U+0000..U+001F, U+007F..U+009F: they cannot round-trip through `sha256sum` unescaped).
+/// (U+0000..U+001F, U+007F..U+009F: they cannot round-trip through `sha256sum` unescaped), no
+/// bidirectional control, no leading `~`, no drive letter (`C:`), no U+FFFD, and in Unicode
+/// NFC (UAX #15), so one name has one spelling in bytes. Errors: what was wrong, in words.
 pub fn check_path(path: &str) -> Result<(), &'static str> {
+    check_safe(path)?;
+    if !unicode_normalization::is_nfc(path) {
+        return Err("name is not in Unicode NFC (the same name could be stored as other bytes)");
+    }
+    Ok(())
+}
+
+/// [`check_path`] but for the NFC rule: the names a packet directory may hold while it is
+/// verified. A file whose name an editor or file system turned NFD is then still found, and
+/// diagnosed as renamed (`FILE_RENAMED` with `DRIFT_PATH_NORMALIZATION`) instead of refused.
+pub fn check_safe(path: &str) -> Result<(), &'static str> {
     if path.is_empty() {
         return Err("empty path");
     }
@@ -365,6 +419,18 @@ pub fn check_path(path: &str) -> Result<(), &'static str> {
     // Bidirectional overrides and line separators make a name display as another one.
     if path.chars().any(|c| matches!(c, '\u{200E}' | '\u{200F}' | '\u{2028}' | '\u{2029}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')) {
         return Err("bidirectional control or line separator in name (it would display as another name)");
+    }
+    if path.starts_with('~') {
+        return Err("starts with `~`: a shell would expand it to a home directory");
+    }
+    // `C:x` and `C:/x` name a drive on Windows: the file would land outside the packet.
+    if let [letter, b':', ..] = path.as_bytes()
+        && letter.is_ascii_alphabetic()
+    {
+        return Err("drive-letter path");
+    }
+    if path.contains('\u{FFFD}') {
+        return Err("U+FFFD replacement character in name (a name already mangled by a decoder)");
     }
     for part in path.split('/') {
         match part {
@@ -436,6 +502,42 @@ mod tests {
     }
 
     #[test]
+    fn forms_sha256sum_tolerates_are_named() {
+        let d = Digest::of(b"x");
+        for (line, says) in [
+            (format!("{d} *a"), "binary-mode marker"),
+            ("# made by hand".to_string(), "comment"),
+            (String::new(), "blank line"),
+            ("   ".to_string(), "blank line"),
+            (format!("SHA256 (a) = {d}"), "BSD tagged"),
+            (format!("\\{d}  a\\nb"), "backslash-escaped"),
+            (format!("{d}  ~/a"), "`~`"),
+            (format!("{d}  C:/a"), "drive-letter"),
+            (format!("{d}  a\u{FFFD}"), "U+FFFD"),
+            (format!("{d}  e\u{301}"), "NFC"),
+            (format!("{d}  /etc/passwd"), "absolute"),
+            (format!("{d}  a/../../b"), "`..`"),
+            (format!("{}  a", d.to_hex().to_uppercase()), "lowercase hex"),
+        ] {
+            let text = format!("{d}  0\n{line}\n");
+            let (m, rejects) = Manifest::parse(text.as_bytes());
+            assert_eq!(rejects.len(), 1, "{line:?}: {rejects:?}");
+            assert_eq!(rejects[0].code, RejectCode::ManifestMalformed);
+            assert_eq!(
+                rejects[0].path.as_deref(),
+                Some("HASH_MANIFEST.txt:2"),
+                "{line:?}"
+            );
+            assert!(
+                rejects[0].message.contains(says),
+                "{line:?}: {}",
+                rejects[0].message
+            );
+            assert_eq!(m.entries.len(), 1, "only line 1 is read: {line:?}");
+        }
+    }
+
+    #[test]
     fn empty_and_unterminated_manifests_are_malformed() {
         assert_eq!(Manifest::parse(b"").1.len(), 1);
         let d = Digest::of(b"x");
@@ -487,6 +589,13 @@ mod tests {
             "tab\there",
             "evil\u{202E}txt.exe",
             "line\u{2028}sep",
+            "nul\0byte",
+            "~/.ssh/authorized_keys",
+            "~root",
+            "C:/Windows/evil.dll",
+            "c:relative",
+            "mangled\u{FFFD}name",
+            "cafe\u{301}.txt",
         ] {
             assert!(check_path(bad).is_err(), "{bad:?} accepted");
         }
@@ -497,6 +606,10 @@ mod tests {
             "with space",
             "*star",
             ".hidden",
+            "backup~",
+            "a/~b",
+            "ab:c",
+            "caf\u{e9}.txt",
         ] {
             assert!(check_path(good).is_ok(), "{good:?} refused");
         }

@@ -93,6 +93,7 @@ impl Records {
     /// twice, nesting deeper than [`crate::strict::MAX_DEPTH`], an unknown schema, or one
     /// path recorded twice.
     pub fn parse(bytes: &[u8]) -> Result<Records, String> {
+        crate::strict::check_text(bytes)?;
         // Skipped values (a profile is kept raw) are not depth-checked by the parser.
         let depth = crate::strict::max_depth(bytes);
         if depth > crate::strict::MAX_DEPTH {

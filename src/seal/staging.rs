@@ -198,6 +198,49 @@ pub fn sync_dir(dir: &Path) -> io::Result<()> {
     }
 }
 
+/// Flushes every directory of a staged tree (`root` included) to disk, deepest last. The
+/// files in it were fsynced as they were written ([`sync_file`]); with their directory
+/// entries flushed too, renaming `root` into place publishes a tree that a power loss cannot
+/// leave with a name whose bytes never reached the disk. Errors: the first directory that
+/// cannot be read or flushed.
+pub fn sync_tree(root: &Path) -> io::Result<()> {
+    let mut dirs = vec![root.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        for entry in fs::read_dir(&dir)? {
+            let entry = entry?;
+            if entry.file_type()?.is_dir() {
+                dirs.push(entry.path());
+            }
+        }
+        sync_dir(&dir)?;
+    }
+    Ok(())
+}
+
+/// Flushes a file written through `file` (data and metadata) before it is renamed or its
+/// directory published, and turns the test hook's injected fault into an error: when
+/// `PACKET_TEST_FAIL_WRITE` is set, the write of a file whose name ends with its value fails
+/// here with `ENOSPC`, as a full disk would, so the tests can check that no half-written
+/// result is left (see also the real full-disk test on a small tmpfs).
+pub fn sync_file(file: &fs::File, path: &Path) -> io::Result<()> {
+    injected_fault(path)?;
+    file.sync_all()
+}
+
+/// The `PACKET_TEST_FAIL_WRITE` hook of [`sync_file`], for writers that sync elsewhere.
+pub fn injected_fault(path: &Path) -> io::Result<()> {
+    if let Some(suffix) = std::env::var_os("PACKET_TEST_FAIL_WRITE") {
+        let suffix = suffix.to_string_lossy();
+        if !suffix.is_empty() && path.to_string_lossy().ends_with(&*suffix) {
+            return Err(io::Error::new(
+                io::ErrorKind::StorageFull,
+                "No space left on device (injected by PACKET_TEST_FAIL_WRITE)",
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Test hook: when the environment variable `PACKET_TEST_CRASH_AT` names `point`, the process
 /// kills itself with SIGKILL here, as an operator's `kill -9` or the OOM killer would. Lets
 /// the tests stop a run deterministically between two steps of a write (between the renames

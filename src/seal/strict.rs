@@ -48,10 +48,70 @@ pub fn max_depth(bytes: &[u8]) -> usize {
     max
 }
 
+/// Refuses what JSON text (RFC 8259 §8) must not carry in our documents, before any parse: a
+/// UTF-8 byte order mark (§8.1: a sender MUST NOT add one; it means an editor or converter
+/// rewrote the file) and a `\u` escape of a lone UTF-16 surrogate (§8.2: such a string has no
+/// Unicode meaning, and readers replace, keep or refuse it differently). One pass over the
+/// bytes; the error says which and where (byte offset).
+pub fn check_text(bytes: &[u8]) -> Result<(), String> {
+    if bytes.starts_with(&[0xEF, 0xBB, 0xBF]) {
+        return Err(
+            "starts with a UTF-8 BOM (RFC 8259 §8.1): an editor or converter rewrote it".into(),
+        );
+    }
+    let hex4 = |at: usize| -> Option<u16> {
+        let digits = bytes.get(at..at + 4)?;
+        u16::from_str_radix(std::str::from_utf8(digits).ok()?, 16).ok()
+    };
+    let (mut in_string, mut i) = (false, 0usize);
+    // A high surrogate escape still waiting for its low half, with its offset.
+    let mut pending: Option<usize> = None;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if !in_string {
+            in_string = b == b'"';
+            i += 1;
+            continue;
+        }
+        let escape = (b == b'\\').then(|| bytes.get(i + 1).copied()).flatten();
+        let unit = match escape {
+            Some(b'u') => hex4(i + 2),
+            _ => None,
+        };
+        match (pending, unit) {
+            (Some(_), Some(0xDC00..=0xDFFF)) => pending = None,
+            (Some(at), _) => return Err(lone_surrogate(bytes, at)),
+            (None, Some(0xD800..=0xDBFF)) => pending = Some(i),
+            (None, Some(0xDC00..=0xDFFF)) => return Err(lone_surrogate(bytes, i)),
+            _ => {}
+        }
+        match (escape, unit) {
+            (Some(_), Some(_)) => i += 6,
+            (Some(_), None) => i += 2,
+            (None, _) => {
+                in_string = b != b'"';
+                i += 1;
+            }
+        }
+    }
+    match pending {
+        Some(at) => Err(lone_surrogate(bytes, at)),
+        None => Ok(()),
+    }
+}
+
+fn lone_surrogate(bytes: &[u8], at: usize) -> String {
+    let escape = String::from_utf8_lossy(&bytes[at..(at + 6).min(bytes.len())]);
+    format!(
+        "lone UTF-16 surrogate escape `{escape}` at byte {at} (RFC 8259 §8.2): a string with no Unicode meaning"
+    )
+}
+
 /// Checks that `bytes` are one JSON value nested at most [`MAX_DEPTH`] deep, with no object
 /// holding the same name twice. The error names the problem and where (`entries[0]`), for a
 /// reject message.
 pub fn check(bytes: &[u8]) -> Result<(), String> {
+    check_text(bytes)?;
     let depth = max_depth(bytes);
     if depth > MAX_DEPTH {
         return Err(format!(
@@ -153,6 +213,23 @@ mod tests {
         // Numbers of any size pass through untouched (arbitrary_precision).
         assert!(check(br#"{"n":123456789012345678901234567890.5e3}"#).is_ok());
         assert!(check(b"{\"a\":1} x").is_err());
+    }
+
+    #[test]
+    fn boms_and_lone_surrogates_are_refused() {
+        assert!(check(b"\xEF\xBB\xBF{}").unwrap_err().contains("BOM"));
+        for bad in [
+            r#"{"a":"\ud800"}"#,
+            r#"{"a":"x\uD83Dy"}"#,
+            r#"{"a":"\udc00"}"#,
+            r#"{"a":"\ud800\u0041"}"#,
+            r#"{"\ud800":1}"#,
+        ] {
+            let why = check(bad.as_bytes()).unwrap_err();
+            assert!(why.contains("lone UTF-16 surrogate"), "{bad}: {why}");
+        }
+        // A pair is one character; an escaped backslash before `u` is no escape.
+        assert!(check(br#"{"a":"\ud83d\ude00","b":"\\ud800","c":"\u00e9"}"#).is_ok());
     }
 
     #[test]

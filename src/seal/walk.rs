@@ -1,8 +1,9 @@
 //! Walking a packet or source tree without following anything: regular files are listed by
 //! their `/`-separated relative path; symlinks, sockets, devices, fifos and names that are not
-//! UTF-8 or not safe (see [`crate::manifest::check_path`]) become `PATH_REJECTED`.
+//! UTF-8 or not safe (see [`crate::manifest::check_safe`]) become `PATH_REJECTED`; for
+//! sealing, [`Scan::for_sealing`] also refuses names that are not NFC.
 
-use crate::manifest::check_path;
+use crate::manifest::{check_path, check_safe};
 use crate::reject::Reject;
 use crate::reject::RejectCode;
 use std::path::Path;
@@ -24,6 +25,24 @@ pub struct Scan {
     /// `PATH_REJECTED` (and `FILE_UNREADABLE` for unreadable directories), with paths relative
     /// to the root and `prefix` prepended.
     pub rejects: Vec<Reject>,
+}
+
+impl Scan {
+    /// Moves the files whose names may be verified but not sealed (not NFC: see
+    /// [`check_path`]) to `rejects`, as `PATH_REJECTED`: what `build` seals has one spelling.
+    pub fn for_sealing(mut self) -> Scan {
+        let (keep, refused): (Vec<Found>, Vec<Found>) = std::mem::take(&mut self.files)
+            .into_iter()
+            .partition(|f| check_path(&f.rel).is_ok());
+        self.files = keep;
+        for f in refused {
+            let why = check_path(&f.rel).err().unwrap_or_default();
+            self.rejects.push(
+                Reject::new(RejectCode::PathRejected, format!("unsafe name: {why}")).at_path(f.rel),
+            );
+        }
+        self
+    }
 }
 
 /// Scans `root` recursively. `prefix` (empty, or ending in `/`) is prepended to every relative
@@ -87,7 +106,7 @@ pub fn scan(root: &Path, prefix: &str) -> Scan {
                 .push(Reject::new(RejectCode::PathRejected, format!("is {kind}")).at_path(rel));
             continue;
         }
-        if let Err(why) = check_path(&rel) {
+        if let Err(why) = check_safe(&rel) {
             out.rejects.push(
                 Reject::new(RejectCode::PathRejected, format!("unsafe name: {why}")).at_path(rel),
             );

@@ -171,7 +171,7 @@ pub fn write_new(out: &Path, bytes: &[u8]) -> std::io::Result<()> {
         tmp.as_file()
             .set_permissions(std::fs::Permissions::from_mode(0o644))?;
     }
-    tmp.as_file().sync_all()?;
+    crate::staging::sync_file(tmp.as_file(), out)?;
     tmp.persist_noclobber(out).map_err(|e| e.error)?;
     crate::staging::sync_dir(&parent)
 }
