@@ -468,13 +468,14 @@ pub enum Error {
     #[error("refused with {} rejects", .0.len())]
     Rejected(Vec<Reject>),
     /// The filesystem failed under us (disk full, permissions on the output).
-    #[error("{context}: {source}")]
+    // The cause is part of the message and deliberately not a `source`: printed as a chain
+    // (`{:#}`) it would appear twice.
+    #[error("{context}: {cause}")]
     Io {
         /// What was being done, with the path.
         context: String,
         /// The underlying error.
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
 }
 
@@ -483,7 +484,7 @@ impl Error {
     pub fn io(context: impl Into<String>, source: std::io::Error) -> Error {
         Error::Io {
             context: context.into(),
-            source,
+            cause: source,
         }
     }
 }

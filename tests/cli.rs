@@ -873,7 +873,7 @@ fn selftest_runs_anywhere() {
         .assert()
         .success();
     let out = String::from_utf8(assert.get_output().stdout.clone()).unwrap();
-    assert!(out.contains("28/28 fail closed"), "{out}");
+    assert!(out.contains("30/30 fail closed"), "{out}");
     assert!(out.ends_with("SELFTEST PASS\n"), "{out}");
     assert_eq!(
         fs::read_dir(tmp.path()).unwrap().count(),
@@ -883,7 +883,7 @@ fn selftest_runs_anywhere() {
     let json = packet().args(["--selftest", "--json"]).output().unwrap();
     let report: Value = serde_json::from_slice(&json.stdout).unwrap();
     assert_eq!(report["control_accepted"], true);
-    assert_eq!(report["probes"].as_array().unwrap().len(), 28);
+    assert_eq!(report["probes"].as_array().unwrap().len(), 30);
 }
 
 #[test]

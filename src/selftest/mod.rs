@@ -207,6 +207,79 @@ fn padded_evidence(dir: &Path) -> io::Result<()> {
     })
 }
 
+/// A symlink placed in a sealed packet, pointing at a sealed file: whatever it points to, a
+/// packet holds bytes, never links.
+fn symlink_in_packet(dir: &Path) -> io::Result<()> {
+    #[cfg(unix)]
+    {
+        std::os::unix::fs::symlink("001_d6b50f88b93da72f.txt", dir.join("reference/link.txt"))
+    }
+    #[cfg(not(unix))]
+    {
+        // No symlink without privileges here; a stand-in that is refused the same way.
+        let _ = dir;
+        Err(io::Error::other("symlinks need unix"))
+    }
+}
+
+/// A sealed file whose modification time keeps changing while verify reads it (as a log
+/// still being written would): verify must refuse it as `FILE_CHANGED_WHILE_READ`, not
+/// pass a digest of bytes that were moving. The file is sparse (64 MiB, no disk) so its
+/// read takes long enough to be overlapped on every machine; the writer only touches the
+/// mtime, so the bytes themselves still match their seal.
+fn changed_while_read_probe(tmp: &Path, problems: &mut Vec<String>) -> ProbeResult {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let name = "file changed while verify reads it";
+    let code = RejectCode::FileChangedWhileRead;
+    let dir = tmp.join("probe-changing");
+    let setup = sealed_fixtures(&dir)
+        .map_err(io::Error::other)
+        .and_then(|_| {
+            let f = fs::File::create(dir.join("growing.log"))?;
+            f.set_len(64 << 20)?;
+            seal::seal_dir(
+                &dir,
+                SealOptions {
+                    reseal: true,
+                    ..SealOptions::default()
+                },
+            )
+            .map_err(|e| io::Error::other(e.to_string()))
+        });
+    if let Err(e) = setup {
+        problems.push(format!("probe {name:?} could not be set up: {e}"));
+    }
+    let mut report = None;
+    // A few tries: on a very fast machine one read may fall between two touches.
+    for _ in 0..5 {
+        let done = AtomicBool::new(false);
+        let got = std::thread::scope(|s| {
+            s.spawn(|| {
+                let base =
+                    std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1 << 30);
+                let mut n = 0u64;
+                while !done.load(Ordering::Relaxed) {
+                    n += 1;
+                    let _ = fs::File::options()
+                        .write(true)
+                        .open(dir.join("growing.log"))
+                        .and_then(|f| f.set_modified(base + std::time::Duration::from_secs(n)));
+                }
+            });
+            let r = verify::verify(&dir, &VerifyOptions::default());
+            done.store(true, Ordering::Relaxed);
+            r
+        });
+        let caught = got.rejects.iter().any(|r| r.code == code);
+        report = Some(got);
+        if caught {
+            break;
+        }
+    }
+    let report = report.expect("at least one try");
+    judge(name, code, None, &report)
+}
+
 fn probes() -> Vec<Probe> {
     let p = |name, code, cause, mutate: Mutation| Probe {
         name,
@@ -412,6 +485,12 @@ fn probes() -> Vec<Probe> {
                 duplicate_member,
             )
         },
+        p(
+            "symlink in a packet",
+            RejectCode::PathRejected,
+            None,
+            symlink_in_packet,
+        ),
         Probe {
             reseal: true,
             ..p(
@@ -596,6 +675,7 @@ pub fn run() -> io::Result<SelftestReport> {
         &report,
     ));
 
+    results.push(changed_while_read_probe(tmp.path(), &mut problems));
     results.push(state_probe(tmp.path(), &mut problems));
     results.push(rehearsal_probe(tmp.path(), &mut problems));
 
@@ -912,9 +992,9 @@ mod tests {
                 p.name, p.expected, p.got
             );
         }
-        assert_eq!(report.probes.len(), 28);
+        assert_eq!(report.probes.len(), 30);
         let text = report.render_text();
-        assert!(text.contains("28/28 fail closed"), "{text}");
+        assert!(text.contains("30/30 fail closed"), "{text}");
         assert!(text.ends_with("SELFTEST PASS\n"));
     }
 
