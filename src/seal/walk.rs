@@ -55,7 +55,6 @@ pub fn scan(root: &Path, prefix: &str) -> Scan {
         .skip_hidden(false)
         .follow_links(false)
         .sort(false)
-        .min_depth(1)
         .parallelism(jwalk::Parallelism::RayonNewPool(0));
     for item in walker {
         let entry = match item {
@@ -75,6 +74,24 @@ pub fn scan(root: &Path, prefix: &str) -> Scan {
         };
         let abs = entry.path();
         let rel_os = abs.strip_prefix(root).unwrap_or(&abs);
+        // jwalk yields a directory that could not be listed as an ordinary entry and keeps
+        // the error beside it: unchecked, its whole subtree would vanish from the walk (and
+        // from a seal) without a word.
+        if let Some(err) = entry.read_children.as_ref().and_then(|rc| rc.error()) {
+            let rel = format!("{prefix}{}", rel_os.to_string_lossy());
+            let rel = if rel.is_empty() { ".".to_string() } else { rel };
+            out.rejects.push(
+                Reject::new(
+                    RejectCode::FileUnreadable,
+                    format!("directory cannot be read: {err}"),
+                )
+                .at_path(rel.trim_end_matches('/').to_string()),
+            );
+            continue;
+        }
+        if entry.depth() == 0 {
+            continue;
+        }
         let Some(rel_str) = rel_os.to_str() else {
             out.rejects.push(
                 Reject::new(RejectCode::PathRejected, "name is not valid UTF-8".into())
