@@ -184,7 +184,7 @@ fn fuzz(target: &Target, mut check: impl FnMut(&[u8]) -> Result<(), String>) -> 
     let seed: u64 = std::env::var("PACKET_FUZZ_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(0x005e_ed0f_7ac7_e7);
+        .unwrap_or(0x5eed_0f7a_c7e7);
     let mut rng = Rng(seed | 1);
     let mut execs = 0u64;
     for s in &seeds {
