@@ -3,7 +3,10 @@
 //! attack, with the tar crate's Builder and raw headers; GNU tar lists and extracts what pack
 //! writes.
 
+mod common;
+
 use assert_cmd::Command;
+use common::{add, pax_record, raw_header};
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::fs;
@@ -114,18 +117,6 @@ fn run_ok(cmd: &mut process::Command) -> String {
 
 // ---- Building archives by hand -------------------------------------------------------------
 
-/// A ustar header with raw name bytes (no checks: hostile names are the point).
-fn raw_header(name: &[u8], kind: tar::EntryType, size: u64) -> tar::Header {
-    let mut h = tar::Header::new_ustar();
-    h.as_old_mut().name[..name.len()].copy_from_slice(name);
-    h.set_entry_type(kind);
-    h.set_mode(0o644);
-    h.set_size(size);
-    h.set_mtime(0);
-    h.set_cksum();
-    h
-}
-
 /// An archive builder already holding every file of `dir` (seal first, as pack orders them),
 /// so each hostile archive is valid but for its one attack.
 fn packet_builder(dir: &Path) -> tar::Builder<Vec<u8>> {
@@ -142,24 +133,9 @@ fn packet_builder(dir: &Path) -> tar::Builder<Vec<u8>> {
     b
 }
 
-fn add(b: &mut tar::Builder<Vec<u8>>, name: &[u8], data: &[u8]) {
-    let h = raw_header(name, tar::EntryType::Regular, data.len() as u64);
-    b.append(&h, data).unwrap();
-}
-
 fn finish(b: tar::Builder<Vec<u8>>, path: &Path) -> PathBuf {
     fs::write(path, b.into_inner().unwrap()).unwrap();
     path.to_path_buf()
-}
-
-/// One PAX record: `<len> <key>=<value>\n`, the length counting itself.
-fn pax_record(key: &str, value: &str) -> Vec<u8> {
-    let body = format!(" {key}={value}\n");
-    let mut n = body.len() + 1;
-    while format!("{n}{body}").len() != n {
-        n += 1;
-    }
-    format!("{n}{body}").into_bytes()
 }
 
 /// Asserts that verify and unpack both refuse `archive` with `code` (exit 1, no PASS token),

@@ -3,9 +3,11 @@
 //! the reference documents. Every case must end in its named reject, exit 1, no `PASS` token
 //! in stdout, stderr or `--json`, and nothing written anywhere in its temporary directory.
 
+mod common;
+
 use assert_cmd::Command;
-use packet::digest::Digest;
-use packet::manifest::{Entry, MANIFEST_NAME, Manifest, TREE_NAME, render_tree_file};
+use common::reseal_manifest;
+use packet::manifest::{MANIFEST_NAME, Manifest, TREE_NAME};
 use packet::report::has_pass_token;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -94,30 +96,6 @@ fn fails_closed(root: &Path, args: &[OsString], code: &str) -> String {
 
 fn args(parts: &[&dyn AsRef<std::ffi::OsStr>]) -> Vec<OsString> {
     parts.iter().map(|p| p.as_ref().to_os_string()).collect()
-}
-
-/// What an attacker who can write the packet does after editing it: every digest in the
-/// manifest recomputed, the tree file rewritten. Only content checks can catch what is left.
-fn reseal_manifest(dir: &Path) {
-    let (old, rejects) = Manifest::parse(&fs::read(dir.join(MANIFEST_NAME)).unwrap());
-    assert!(rejects.is_empty(), "{rejects:?}");
-    let entries = old
-        .entries
-        .iter()
-        .map(|e| Entry {
-            path: e.path.clone(),
-            digest: digest_of_file(&dir.join(&e.path)),
-        })
-        .collect();
-    let bytes = Manifest::from_entries(entries).render();
-    fs::write(dir.join(MANIFEST_NAME), &bytes).unwrap();
-    fs::write(dir.join(TREE_NAME), render_tree_file(&Digest::of(&bytes))).unwrap();
-}
-
-fn digest_of_file(path: &Path) -> Digest {
-    packet::digest::read_with(path, 0, |_, _| ())
-        .unwrap()
-        .digest
 }
 
 const A: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";

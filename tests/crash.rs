@@ -4,6 +4,9 @@
 //! was or complete and verifying (never half-written), nothing may have landed inside a
 //! packet, and the next run must remove what the killed one left beside it.
 
+mod common;
+
+use common::run_ok as ok;
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -14,17 +17,6 @@ fn packet() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_packet"));
     c.stdout(Stdio::piped()).stderr(Stdio::piped());
     c
-}
-
-fn ok(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{cmd:?}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// The tree hash a `build` or `pack` printed.

@@ -4,6 +4,9 @@
 //! `PACKET_TEST_FAIL_WRITE` hook (runs everywhere), and a real, small tmpfs filled up
 //! (where this machine lets the test mount one: as root with CAP_SYS_ADMIN).
 
+mod common;
+
+use common::{repo, run_ok};
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -11,21 +14,6 @@ use std::process::{Command, Output};
 
 fn packet() -> Command {
     Command::new(env!("CARGO_BIN_EXE_packet"))
-}
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn ok(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{cmd:?}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 fn tree_of(stdout: &str) -> String {
@@ -74,10 +62,12 @@ fn failed_for_space(out: &Output, what: &str) {
 /// A sealed packet of the reference documents in `dir/pkt`, and its tree hash.
 fn sealed(dir: &Path) -> (PathBuf, String) {
     let pkt = dir.join("pkt");
-    let tree = tree_of(&ok(packet()
-        .arg("build")
-        .arg(&pkt)
-        .arg(repo().join("selftest/reference"))));
+    let tree = tree_of(&run_ok(
+        packet()
+            .arg("build")
+            .arg(&pkt)
+            .arg(repo().join("selftest/reference")),
+    ));
     (pkt, tree)
 }
 
@@ -98,7 +88,7 @@ fn an_injected_write_error_leaves_every_target_as_it_was() {
     fs::create_dir(&work).unwrap();
     let (pkt, tree) = sealed(&work);
     let archive = work.join("pkt.tar.gz");
-    ok(packet().arg("pack").arg(&pkt).arg("-o").arg(&archive));
+    run_ok(packet().arg("pack").arg(&pkt).arg("-o").arg(&archive));
     let ledger = work.join("ledger.db");
     fs::copy(
         repo().join("packets/sqlite-rollback-rehearsal/ledger.db"),
@@ -201,12 +191,14 @@ fn an_injected_write_error_leaves_every_target_as_it_was() {
         );
     }
     // Control: without the hook every one of those writes works here.
-    ok(packet().arg("build").arg(&pkt).arg(&extra).arg("--reseal"));
-    ok(packet()
-        .arg("snapshot")
-        .arg(&db)
-        .arg("-o")
-        .arg(work.join("snap.json")));
+    run_ok(packet().arg("build").arg(&pkt).arg(&extra).arg("--reseal"));
+    run_ok(
+        packet()
+            .arg("snapshot")
+            .arg(&db)
+            .arg("-o")
+            .arg(work.join("snap.json")),
+    );
 }
 
 /// A tmpfs of `size` mounted on a new directory, unmounted when dropped.
@@ -294,7 +286,7 @@ fn a_full_file_system_gives_a_clear_error_and_no_half_written_result() {
 
     // pack: the archive does not fit.
     let big = tmp.path().join("big");
-    let big_tree = tree_of(&ok(packet().arg("build").arg(&big).arg(&src)));
+    let big_tree = tree_of(&run_ok(packet().arg("build").arg(&big).arg(&src)));
     let out = packet()
         .arg("pack")
         .arg(&big)
@@ -307,7 +299,7 @@ fn a_full_file_system_gives_a_clear_error_and_no_half_written_result() {
 
     // unpack: the payload does not fit.
     let archive = tmp.path().join("big.tar");
-    ok(packet().arg("pack").arg(&big).arg("-o").arg(&archive));
+    run_ok(packet().arg("pack").arg(&big).arg("-o").arg(&archive));
     let out = packet()
         .arg("unpack")
         .arg(&archive)
@@ -352,7 +344,7 @@ fn a_full_file_system_gives_a_clear_error_and_no_half_written_result() {
 
     // Room again: the same runs succeed, so the disk, not the input, was the cause.
     fs::remove_file(mnt.join("filler")).unwrap();
-    ok(packet().arg("build").arg(&pkt).arg(&ledger).arg("--reseal"));
+    run_ok(packet().arg("build").arg(&pkt).arg(&ledger).arg("--reseal"));
     assert!(!verifies(&pkt, &tree), "resealed with the new file");
     assert!(verifies(&big, &big_tree));
 }

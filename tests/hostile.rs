@@ -7,17 +7,16 @@
 //!
 //! README.md lists the cases as a table; `readme_lists_every_case` keeps the two equal.
 
+mod common;
+
+use common::{add, pax_record, raw_header, repo, reseal_manifest, run_ok};
 use packet::digest::Digest;
-use packet::manifest::{Entry, MANIFEST_NAME, Manifest, TREE_NAME, render_tree_file};
+use packet::manifest::{MANIFEST_NAME, TREE_NAME, render_tree_file};
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
 
 /// A case's working directory and what it was given.
 struct Ctx {
@@ -28,17 +27,6 @@ type Args = Vec<OsString>;
 
 fn args(parts: &[&dyn AsRef<std::ffi::OsStr>]) -> Args {
     parts.iter().map(|p| p.as_ref().to_os_string()).collect()
-}
-
-fn run_ok(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{cmd:?}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 fn packet() -> Command {
@@ -92,30 +80,12 @@ impl Ctx {
         })
     }
 
-    /// What an attacker who can write the packet does after editing it: every digest in the
-    /// manifest recomputed and the tree file rewritten; only content checks remain.
-    fn reseal_manifest(&self, pkt: &Path) {
-        let (old, rejects) = Manifest::parse(&fs::read(pkt.join(MANIFEST_NAME)).unwrap());
-        assert!(rejects.is_empty(), "{rejects:?}");
-        let entries = old
-            .entries
-            .iter()
-            .map(|e| Entry {
-                path: e.path.clone(),
-                digest: Digest::of(&fs::read(pkt.join(&e.path)).unwrap()),
-            })
-            .collect();
-        let bytes = Manifest::from_entries(entries).render();
-        fs::write(pkt.join(MANIFEST_NAME), &bytes).unwrap();
-        fs::write(pkt.join(TREE_NAME), render_tree_file(&Digest::of(&bytes))).unwrap();
-    }
-
     /// A packet whose `SEAL.json` went through `f`, resealed over.
     fn seal_record_edited(&self, f: impl FnOnce(String) -> String) -> Args {
         let pkt = self.packet();
         let text = fs::read_to_string(pkt.join("SEAL.json")).unwrap();
         fs::write(pkt.join("SEAL.json"), f(text)).unwrap();
-        self.reseal_manifest(&pkt);
+        reseal_manifest(&pkt);
         args(&[&"verify", &pkt])
     }
 
@@ -151,7 +121,7 @@ impl Ctx {
         let first = [MANIFEST_NAME, TREE_NAME, "SEAL.json"];
         names.sort_by_key(|n| (first.iter().position(|f| f == n).unwrap_or(3), n.clone()));
         for n in names {
-            tar_add(&mut b, n.as_bytes(), &fs::read(pkt.join(&n)).unwrap());
+            add(&mut b, n.as_bytes(), &fs::read(pkt.join(&n)).unwrap());
         }
         attack(&mut b);
         let archive = self.path("hostile.tar");
@@ -190,40 +160,11 @@ impl Ctx {
     }
 }
 
-fn tar_header(name: &[u8], kind: tar::EntryType, size: u64) -> tar::Header {
-    let mut h = tar::Header::new_ustar();
-    h.as_old_mut().name[..name.len()].copy_from_slice(name);
-    h.set_entry_type(kind);
-    h.set_mode(0o644);
-    h.set_size(size);
-    h.set_mtime(0);
-    h.set_cksum();
-    h
-}
-
-fn tar_add(b: &mut tar::Builder<Vec<u8>>, name: &[u8], data: &[u8]) {
-    b.append(
-        &tar_header(name, tar::EntryType::Regular, data.len() as u64),
-        data,
-    )
-    .unwrap();
-}
-
 fn tar_link(b: &mut tar::Builder<Vec<u8>>, kind: tar::EntryType, target: &str) {
-    let mut h = tar_header(b"link.txt", kind, 0);
+    let mut h = raw_header(b"link.txt", kind, 0);
     h.set_link_name(target).unwrap();
     h.set_cksum();
     b.append(&h, &[][..]).unwrap();
-}
-
-/// One PAX record: `<len> <key>=<value>\n`, the length counting itself.
-fn pax_record(key: &str, value: &str) -> Vec<u8> {
-    let body = format!(" {key}={value}\n");
-    let mut n = body.len() + 1;
-    while format!("{n}{body}").len() != n {
-        n += 1;
-    }
-    format!("{n}{body}").into_bytes()
 }
 
 /// One hostile case: its name (a README row), the reject code it must produce, and how to
@@ -347,7 +288,7 @@ fn cases() -> Vec<Case> {
                 let pkt = c.packet();
                 fs::write(pkt.join("evidence.json"), "{\"forged\": true}\n").unwrap();
                 let tree = fs::read(pkt.join(TREE_NAME)).unwrap();
-                c.reseal_manifest(&pkt);
+                reseal_manifest(&pkt);
                 fs::write(pkt.join(TREE_NAME), tree).unwrap();
                 args(&[&"verify", &pkt])
             },
@@ -674,12 +615,12 @@ fn cases() -> Vec<Case> {
         ),
         // ---- Archives (unpacked: the dangerous direction) ------------------------------------
         case("archive entry with `..`", "ARCHIVE_PATH_UNSAFE", |c| {
-            c.archive(|b| tar_add(b, b"../outside/evil.txt", b"pwned\n"))
+            c.archive(|b| add(b, b"../outside/evil.txt", b"pwned\n"))
         }),
         case(
             "archive entry with an absolute path",
             "ARCHIVE_PATH_UNSAFE",
-            |c| c.archive(|b| tar_add(b, b"/tmp/packet-hostile-evil.txt", b"pwned\n")),
+            |c| c.archive(|b| add(b, b"/tmp/packet-hostile-evil.txt", b"pwned\n")),
         ),
         case("archive symlink entry", "ARCHIVE_LINK", |c| {
             c.archive(|b| tar_link(b, tar::EntryType::Symlink, "/etc/passwd"))
@@ -689,19 +630,19 @@ fn cases() -> Vec<Case> {
         }),
         case("archive device entry", "ARCHIVE_SPECIAL_ENTRY", |c| {
             c.archive(|b| {
-                b.append(&tar_header(b"dev", tar::EntryType::Char, 0), &[][..])
+                b.append(&raw_header(b"dev", tar::EntryType::Char, 0), &[][..])
                     .unwrap()
             })
         }),
         case(
             "archive entry shadowing a sealed one",
             "ARCHIVE_DUPLICATE_PATH",
-            |c| c.archive(|b| tar_add(b, b"evidence.json", b"{\"forged\": true}\n")),
+            |c| c.archive(|b| add(b, b"evidence.json", b"{\"forged\": true}\n")),
         ),
         case(
             "archive names colliding by case",
             "ARCHIVE_PATH_COLLISION",
-            |c| c.archive(|b| tar_add(b, b"EVIDENCE.json", b"shadow\n")),
+            |c| c.archive(|b| add(b, b"EVIDENCE.json", b"shadow\n")),
         ),
         case(
             "archive PAX header rewriting a path",
@@ -710,11 +651,11 @@ fn cases() -> Vec<Case> {
                 c.archive(|b| {
                     let rec = pax_record("path", "evidence.json");
                     b.append(
-                        &tar_header(b"pax", tar::EntryType::XHeader, rec.len() as u64),
+                        &raw_header(b"pax", tar::EntryType::XHeader, rec.len() as u64),
                         &rec[..],
                     )
                     .unwrap();
-                    tar_add(b, b"innocent.txt", b"{\"forged\": true}\n");
+                    add(b, b"innocent.txt", b"{\"forged\": true}\n");
                 })
             },
         ),
