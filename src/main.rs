@@ -430,6 +430,7 @@ fn build(
             "tree_hash": outcome.as_ref().ok().map(|s| s.tree_hash.to_hex()),
             "files": outcome.as_ref().ok().map(|s| s.files),
             "bytes": outcome.as_ref().ok().map(|s| s.bytes),
+            "unchanged": outcome.as_ref().ok().map(|s| s.unchanged),
             "rejects": rejects,
             "error": match &outcome { Err(e @ Error::Io { .. }) => Some(e.to_string()), _ => None },
         });
@@ -447,11 +448,16 @@ fn build(
         Ok(s) => {
             if !json {
                 println!(
-                    "SEALED {}: {} files, {} bytes; tree {}",
+                    "SEALED {}: {} files, {} bytes; tree {}{}",
                     out.display(),
                     s.files,
                     s.bytes,
-                    s.tree_hash
+                    s.tree_hash,
+                    if s.unchanged {
+                        " (the seal was already this one: nothing written)"
+                    } else {
+                        ""
+                    }
                 );
                 if !quiet {
                     println!(

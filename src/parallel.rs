@@ -66,6 +66,24 @@ impl Runner {
         }
     }
 
+    /// [`Runner::map`] with a state made by `init` for each batch of neighbouring items a
+    /// worker takes on (an open directory kept from one file to the next, say), never shared
+    /// between threads or kept past this call.
+    pub fn map_init<I: Sync, S, T: Send>(
+        &self,
+        items: &[I],
+        init: impl Fn() -> S + Sync + Send,
+        f: impl Fn(&mut S, &I) -> T + Sync + Send,
+    ) -> Vec<T> {
+        match &self.pool {
+            Some(pool) => pool.install(|| items.par_iter().map_init(&init, &f).collect()),
+            None => {
+                let mut state = init();
+                items.iter().map(|i| f(&mut state, i)).collect()
+            }
+        }
+    }
+
     /// Records one finished file of `bytes` bytes.
     pub fn done(&self, bytes: u64) {
         let total = self.bytes.fetch_add(bytes, Ordering::Relaxed) + bytes;
@@ -82,6 +100,19 @@ impl Runner {
         if self.shown.load(Ordering::Relaxed) {
             self.bar.set_message(HumanBytes(total).to_string());
         }
+    }
+}
+
+/// Runs `f` on a pool of `jobs.threads` workers (one per CPU for 0), so the rayon work it
+/// starts is bounded by `--jobs`; on the calling thread when no pool can be started.
+pub fn in_pool<R: Send>(jobs: Jobs, f: impl FnOnce() -> R + Send) -> R {
+    match rayon::ThreadPoolBuilder::new()
+        .num_threads(jobs.threads)
+        .thread_name(|i| format!("packet-worker-{i}"))
+        .build()
+    {
+        Ok(pool) => pool.install(f),
+        Err(_) => f(),
     }
 }
 

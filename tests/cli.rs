@@ -661,6 +661,44 @@ fn packet_sealed_by_sha256sum_alone_verifies_with_a_note() {
 }
 
 #[test]
+fn reseal_writes_nothing_when_unchanged_and_a_new_seal_when_a_file_changed() {
+    let (_tmp, out) = sealed();
+    let seal = |name: &str| fs::read(out.join(name)).unwrap();
+    let (record, manifest) = (seal("SEAL.json"), seal("HASH_MANIFEST.txt"));
+    let unchanged = packet()
+        .args(["build", "--json", "--reseal"])
+        .arg(&out)
+        .assert()
+        .success();
+    let doc: Value = serde_json::from_slice(&unchanged.get_output().stdout).unwrap();
+    assert_eq!(doc["unchanged"], true, "{doc}");
+    assert_eq!(
+        (seal("SEAL.json"), seal("HASH_MANIFEST.txt")),
+        (record, manifest.clone())
+    );
+    // An edited payload file: the reseal is a new seal, and it verifies.
+    let first = out.join("evidence.json");
+    let mut bytes = fs::read(&first).unwrap();
+    bytes.push(b'\n');
+    fs::write(&first, bytes).unwrap();
+    let changed = packet()
+        .args(["build", "--json", "--reseal"])
+        .arg(&out)
+        .assert()
+        .success();
+    let doc: Value = serde_json::from_slice(&changed.get_output().stdout).unwrap();
+    assert_eq!(doc["unchanged"], false, "{doc}");
+    assert_ne!(seal("HASH_MANIFEST.txt"), manifest);
+    packet()
+        .arg("verify")
+        .arg(&out)
+        .arg("--expect-tree")
+        .arg(doc["tree_hash"].as_str().unwrap())
+        .assert()
+        .success();
+}
+
+#[test]
 fn build_refusals_write_nothing() {
     let (tmp, out) = sealed();
     // Already sealed.

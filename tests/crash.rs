@@ -428,29 +428,43 @@ fn sigkill_at_every_step_of_a_reseal_leaves_old_or_new() {
         "build:sealed",
         "build:exchanged",
     ];
+    let seal_names = ["SEAL.json", "HASH_MANIFEST.txt", "packet_tree.sha256"];
     for point in points {
+        // `add`: resealing with a file added; otherwise, sealing an unsealed directory in place.
         for add in [false, true] {
             let case = tempfile::tempdir().unwrap();
             let out = case.path().join("out");
             copy_tree(&f.sealed, &out);
+            if !add {
+                for name in seal_names {
+                    fs::remove_file(out.join(name)).unwrap();
+                }
+            }
             let mut c = packet();
             c.env("PACKET_TEST_CRASH_AT", point).arg("build").arg(&out);
             if add {
-                c.arg(&f.extra);
+                c.arg(&f.extra).arg("--reseal");
             }
-            let status = c.arg("--reseal").status().unwrap();
+            let status = c.status().unwrap();
             assert_eq!(
                 std::os::unix::process::ExitStatusExt::signal(&status),
                 Some(9),
                 "{point}: the hook did not fire"
             );
             let new_tree = if add { &f.tree_plus } else { &f.tree };
-            let (old, new) = (verifies(&out, &f.tree), verifies(&out, new_tree));
-            assert!(old || new, "{point} (add {add}): neither seal verifies");
-            // Only the exchange makes the new seal visible.
+            let new = verifies(&out, new_tree);
             if add {
-                assert_eq!(new, point == "build:exchanged", "{point}");
+                assert!(
+                    new || verifies(&out, &f.tree),
+                    "{point}: neither seal verifies"
+                );
+            } else if !new {
+                // Not sealed yet: then not partly sealed either.
+                let present: Vec<_> = seal_names.iter().filter(|n| out.join(n).exists()).collect();
+                assert!(present.is_empty(), "{point}: a partial seal {present:?}");
             }
+            // Only the exchange makes the new seal visible.
+            assert_eq!(new, point == "build:exchanged", "{point} (add {add})");
             assert!(leftovers(&out).is_empty(), "{point}: temporary inside");
             assert!(
                 !leftovers(case.path()).is_empty(),
@@ -469,8 +483,41 @@ fn sigkill_at_every_step_of_a_reseal_leaves_old_or_new() {
                 stderr.contains("left by an interrupted packet run"),
                 "{point}: {stderr}"
             );
+            // (A reseal without the added file seals the payload as it stands.)
+            let after = if add && !new { &f.tree } else { new_tree };
+            assert!(verifies(&out, after), "{point} (add {add})");
             assert!(leftovers(case.path()).is_empty(), "{point}");
         }
+    }
+    // Resealing what is already sealed exactly so writes nothing: no step to kill, the seal
+    // files keep their inodes, and nothing is staged.
+    let case = tempfile::tempdir().unwrap();
+    let out = case.path().join("out");
+    copy_tree(&f.sealed, &out);
+    let inodes = |dir: &Path| -> Vec<u64> {
+        use std::os::unix::fs::MetadataExt;
+        seal_names
+            .iter()
+            .map(|n| fs::metadata(dir.join(n)).unwrap().ino())
+            .collect()
+    };
+    let before = inodes(&out);
+    for point in points {
+        let run = packet()
+            .env("PACKET_TEST_CRASH_AT", point)
+            .arg("build")
+            .arg(&out)
+            .arg("--reseal")
+            .output()
+            .unwrap();
+        assert!(run.status.success(), "{point}: {run:?}");
+        assert!(
+            String::from_utf8_lossy(&run.stdout).contains("nothing written"),
+            "{point}"
+        );
+        assert_eq!(inodes(&out), before, "{point}: a seal file was rewritten");
+        assert!(leftovers(case.path()).is_empty(), "{point}");
+        assert!(verifies(&out, &f.tree));
     }
     // A fresh build killed at each step leaves no packet, only a temporary to sweep.
     for point in [

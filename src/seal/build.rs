@@ -38,6 +38,9 @@ pub struct Sealed {
     pub files: usize,
     /// Total bytes of the files the manifest lists.
     pub bytes: u64,
+    /// True when a reseal found the packet already sealed exactly so (the same three seal
+    /// files, byte for byte) and wrote nothing.
+    pub unchanged: bool,
 }
 
 fn refused(msg: String, path: &Path) -> Error {
@@ -59,11 +62,76 @@ fn has_seal(dir: &Path) -> bool {
 /// in it (nothing is written then); `Error::Io` when reading or writing fails.
 pub fn seal_dir(dir: &Path, opts: SealOptions) -> Result<Sealed, Error> {
     let payload = payload_of(dir, opts.reseal, false)?;
-    let runner = Runner::new(opts.jobs, payload.len(), "sealing");
-    let hashed = runner.map(&payload, |f| {
-        let read = digest::read_with(&dir.join(&f.rel), PROFILE_LIMIT, |bytes, _| {
-            Profile::of(bytes)
-        });
+    let seal = compute(dir, &payload, opts.jobs)?;
+    // Stage all three, then rename; a failed rename puts every old seal file back.
+    let staged = [
+        (
+            SEAL_RECORD_NAME,
+            stage(dir, SEAL_RECORD_NAME, &seal.record)?,
+        ),
+        (MANIFEST_NAME, stage(dir, MANIFEST_NAME, &seal.manifest)?),
+        (TREE_NAME, stage(dir, TREE_NAME, &seal.tree)?),
+    ];
+    install(dir, staged)?;
+    Ok(seal.sealed(dir, false))
+}
+
+/// A seal computed for a directory but not written: the bytes of its three seal files.
+struct Computed {
+    /// `SEAL.json`.
+    record: Vec<u8>,
+    /// `HASH_MANIFEST.txt`.
+    manifest: Vec<u8>,
+    /// `packet_tree.sha256`.
+    tree: Vec<u8>,
+    tree_hash: Digest,
+    /// Entries of the manifest (payload files plus `SEAL.json`) and their bytes in all.
+    files: usize,
+    bytes: u64,
+}
+
+impl Computed {
+    fn sealed(&self, dir: &Path, unchanged: bool) -> Sealed {
+        Sealed {
+            packet: dir.to_path_buf(),
+            tree_hash: self.tree_hash,
+            files: self.files,
+            bytes: self.bytes,
+            unchanged,
+        }
+    }
+
+    /// Whether `dir` already holds exactly these three seal files, byte for byte (each a
+    /// regular file, read no further than the length it should have).
+    fn is_installed_in(&self, dir: &Path) -> bool {
+        [
+            (SEAL_RECORD_NAME, &self.record),
+            (MANIFEST_NAME, &self.manifest),
+            (TREE_NAME, &self.tree),
+        ]
+        .into_iter()
+        .all(|(name, want)| {
+            matches!(
+                digest::read_regular_bounded(&dir.join(name), want.len() as u64),
+                Ok(Some(have)) if have == *want
+            )
+        })
+    }
+}
+
+/// Hashes every payload file of `dir` (in parallel, results in path order) and renders the
+/// seal record, manifest and tree file that seal them. Errors: `FILE_CHANGED_WHILE_READ` for
+/// every file written while it was read; `Error::Io` for the first file that cannot be read.
+fn compute(dir: &Path, payload: &[walk::Found], jobs: Jobs) -> Result<Computed, Error> {
+    let runner = Runner::new(jobs, payload.len(), "sealing");
+    let hashed = runner.map_init(payload, digest::Opener::default, |opener, f| {
+        let read = digest::read_observed(
+            opener,
+            &dir.join(&f.rel),
+            PROFILE_LIMIT,
+            |bytes, _| Profile::of(bytes),
+            &mut |_| {},
+        );
         if let Ok(r) = &read {
             runner.done(r.len);
         }
@@ -119,21 +187,16 @@ pub fn seal_dir(dir: &Path, opts: SealOptions) -> Result<Sealed, Error> {
         digest: Digest::of(&record),
     });
     let manifest = Manifest::from_entries(entries);
-    let manifest_bytes = manifest.render();
-    let tree_hash = Digest::of(&manifest_bytes);
-    let tree_bytes = manifest::render_tree_file(&tree_hash);
-
-    // Stage all three, then rename; a failed rename puts every old seal file back.
-    let staged = [
-        (SEAL_RECORD_NAME, stage(dir, SEAL_RECORD_NAME, &record)?),
-        (MANIFEST_NAME, stage(dir, MANIFEST_NAME, &manifest_bytes)?),
-        (TREE_NAME, stage(dir, TREE_NAME, &tree_bytes)?),
-    ];
-    install(dir, staged)?;
-    Ok(Sealed {
-        packet: dir.to_path_buf(),
+    let files = manifest.entries.len();
+    let manifest = manifest.render();
+    let tree_hash = Digest::of(&manifest);
+    let tree = manifest::render_tree_file(&tree_hash);
+    Ok(Computed {
+        record,
+        manifest,
+        tree,
         tree_hash,
-        files: manifest.entries.len(),
+        files,
         bytes: total,
     })
 }
@@ -483,9 +546,14 @@ fn copy_all(root: &Path, copies: &[Copy]) -> Result<(), Error> {
 /// with their modes, every file as a hard link to the same bytes (a copy where the file
 /// system refuses links), the seal files at the root left out (they are written anew).
 /// `from` has passed [`sealable_files`]: it holds only directories and regular files.
+/// Subdirectories are linked in parallel on the current rayon pool: a link is a metadata
+/// write that waits on the file system, and 100,000 of them one after another were most of
+/// a reseal's time.
 fn link_tree(from: &Path, to: &Path, root: bool) -> Result<(), Error> {
+    use rayon::prelude::*;
     let ctx = |what: &str, p: &Path| format!("{what} {}", p.display());
     let entries = fs::read_dir(from).map_err(|e| Error::io(ctx("reading", from), e))?;
+    let mut dirs = Vec::new();
     for entry in entries {
         let entry = entry.map_err(|e| Error::io(ctx("reading", from), e))?;
         let name = entry.file_name();
@@ -493,13 +561,16 @@ fn link_tree(from: &Path, to: &Path, root: bool) -> Result<(), Error> {
             continue;
         }
         let (src, dest) = (entry.path(), to.join(&name));
-        let meta = fs::symlink_metadata(&src).map_err(|e| Error::io(ctx("reading", &src), e))?;
-        if meta.is_dir() {
+        // The directory entry's type serves; only a directory's mode needs its inode.
+        let kind = entry
+            .file_type()
+            .map_err(|e| Error::io(ctx("reading", &src), e))?;
+        if kind.is_dir() {
+            let meta =
+                fs::symlink_metadata(&src).map_err(|e| Error::io(ctx("reading", &src), e))?;
             fs::create_dir(&dest).map_err(|e| Error::io(ctx("creating", &dest), e))?;
-            link_tree(&src, &dest, false)?;
-            fs::set_permissions(&dest, meta.permissions())
-                .map_err(|e| Error::io(ctx("setting mode of", &dest), e))?;
-        } else if meta.is_file() {
+            dirs.push((src, dest, meta.permissions()));
+        } else if kind.is_file() {
             if fs::hard_link(&src, &dest).is_err() {
                 fs::copy(&src, &dest)
                     .and_then(|_| crate::staging::sync_file(&fs::File::open(&dest)?, &dest))
@@ -516,7 +587,11 @@ fn link_tree(from: &Path, to: &Path, root: bool) -> Result<(), Error> {
             ]));
         }
     }
-    Ok(())
+    dirs.into_par_iter().try_for_each(|(src, dest, perms)| {
+        link_tree(&src, &dest, false)?;
+        // Set last: a read-only directory could not have been filled.
+        fs::set_permissions(&dest, perms).map_err(|e| Error::io(ctx("setting mode of", &dest), e))
+    })
 }
 
 /// `packet build OUT [SOURCE...]`: copies each source into `out` and seals it; with no source,
@@ -540,7 +615,15 @@ pub fn build(out: &Path, sources: &[PathBuf], opts: SealOptions) -> Result<Seale
     let mut mode = None;
     if exists {
         // What is already there must be sealable too; refuse before copying anything.
-        payload_of(out, opts.reseal, !sources.is_empty())?;
+        let payload = payload_of(out, opts.reseal, !sources.is_empty())?;
+        // A reseal of what is already sealed exactly so writes nothing: hashing in place
+        // costs a read per file, staging a link and an unlink per file more.
+        if sources.is_empty() && has_seal(out) {
+            let seal = compute(out, &payload, opts.jobs)?;
+            if seal.is_installed_in(out) {
+                return Ok(seal.sealed(out, true));
+            }
+        }
         let meta = fs::symlink_metadata(out).map_err(|e| Error::io("reading the packet", e))?;
         mode = Some(meta.permissions());
     }
@@ -556,7 +639,7 @@ pub fn build(out: &Path, sources: &[PathBuf], opts: SealOptions) -> Result<Seale
             )
         })?;
     if exists {
-        link_tree(out, staging.path(), true)?;
+        crate::parallel::in_pool(opts.jobs, || link_tree(out, staging.path(), true))?;
     }
     copy_all(staging.path(), &copies)?;
     crate::staging::crash_point("build:copied");
@@ -596,7 +679,7 @@ pub fn build(out: &Path, sources: &[PathBuf], opts: SealOptions) -> Result<Seale
         crate::staging::crash_point("build:exchanged");
         // `staged` now holds the old tree; a failure to remove it leaves it for the next
         // run's sweep, and the packet is sealed either way.
-        let _ = fs::remove_dir_all(&staged);
+        crate::parallel::in_pool(opts.jobs, || crate::staging::remove_tree(&staged));
     }
     Ok(Sealed {
         packet: out.to_path_buf(),

@@ -137,6 +137,25 @@ impl Records {
         Some(&self.files[i])
     }
 
+    /// The record of each of `paths` (`None` where there is none), in their order: one merge
+    /// when `paths` are sorted by bytes (as a manifest's are), a binary search each otherwise.
+    pub fn aligned(&self, paths: &[&str]) -> Vec<Option<&LazyFile>> {
+        let sorted = paths.is_sorted_by(|a, b| a.as_bytes() <= b.as_bytes());
+        let mut at = 0;
+        paths
+            .iter()
+            .map(|p| {
+                if !sorted {
+                    return self.get(p);
+                }
+                while at < self.files.len() && self.files[at].path.as_bytes() < p.as_bytes() {
+                    at += 1;
+                }
+                self.files.get(at).filter(|f| f.path == *p)
+            })
+            .collect()
+    }
+
     /// Every recorded path, sorted.
     pub fn paths(&self) -> impl Iterator<Item = &str> {
         self.files.iter().map(|f| f.path.as_str())

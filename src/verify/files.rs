@@ -32,36 +32,36 @@ impl Run<'_> {
         for r in scan.rejects {
             self.file_reject(r);
         }
-        // The scan is sorted by path bytes: membership is a binary search.
+        // Membership both ways in one merge of the two sorted lists.
         let on_disk: Vec<&str> = scan.files.iter().map(|f| f.rel.as_str()).collect();
-        let is_on_disk = |p: &str| {
-            on_disk
-                .binary_search_by(|d| d.as_bytes().cmp(p.as_bytes()))
-                .is_ok()
-        };
         let manifest = &seal.manifest;
+        let sealed: Vec<&str> = manifest.entries.iter().map(|e| e.path.as_str()).collect();
+        let entry_on_disk = manifest::listed_in(&sealed, &on_disk);
+        let disk_sealed = manifest::listed_in(&on_disk, &sealed);
         let against_other = matches!(self.opts.against, Against::Packet(_) | Against::Manifest(_));
 
         // Sealed names missing on disk, paired with unsealed names equal to them up to
         // Unicode normalization or case: one renamed file, not a missing plus an extra one.
-        let missing: Vec<&str> = manifest
-            .entries
+        let missing: Vec<&str> = sealed
             .iter()
-            .map(|e| e.path.as_str())
-            .filter(|p| !is_on_disk(p))
+            .zip(&entry_on_disk)
+            .filter(|(_, on)| !**on)
+            .map(|(p, _)| *p)
             .collect();
         let extra: Vec<&str> = on_disk
             .iter()
-            .copied()
-            .filter(|p| !manifest.contains(p) && !is_seal_file(p))
+            .zip(&disk_sealed)
+            .filter(|(p, listed)| !**listed && !is_seal_file(p))
+            .map(|(p, _)| *p)
             .collect();
         let renamed = pair_renamed(&missing, &extra);
 
         let targets: Vec<Option<Target>> = manifest
             .entries
             .iter()
-            .map(|entry| {
-                if is_on_disk(&entry.path) {
+            .zip(&entry_on_disk)
+            .map(|(entry, on)| {
+                if *on {
                     Some((entry.path.as_str(), None))
                 } else {
                     renamed
@@ -70,6 +70,8 @@ impl Run<'_> {
                 }
             })
             .collect();
+        // Each entry's record, found in one merge too (both lists are sorted).
+        let record_of = seal.records.as_ref().map(|r| r.aligned(&sealed));
 
         // Phase 1: hash every file found (the caller knows where bytes come from).
         let records = seal.records.as_ref();
@@ -81,7 +83,13 @@ impl Run<'_> {
         } else {
             0
         });
-        for ((entry, target), outcome) in manifest.entries.iter().zip(&targets).zip(outcomes) {
+        for (i, ((entry, target), outcome)) in manifest
+            .entries
+            .iter()
+            .zip(&targets)
+            .zip(outcomes)
+            .enumerate()
+        {
             // Per-file results are kept only for restore.
             let mut push = |result: &dyn Fn() -> FileResult| {
                 if keep_rebuilt {
@@ -97,7 +105,8 @@ impl Run<'_> {
                 });
                 continue;
             };
-            let (abs, renamed_from) = (&self.dir.join(abs), *renamed_from);
+            let renamed_from = *renamed_from;
+            let found = || self.dir.join(abs);
             let mut hashed = match outcome {
                 Ok(h) => h,
                 Err(e) => {
@@ -112,14 +121,14 @@ impl Run<'_> {
                     self.file_reject(reject.at_path(entry.path.clone()));
                     push(&|| FileResult {
                         path: entry.path.clone(),
-                        found: Some(abs.clone()),
+                        found: Some(found()),
                         state: FileState::Missing,
                     });
                     continue;
                 }
             };
             self.counts.bytes += hashed.len;
-            let sealed_len = records.and_then(|r| r.get(&entry.path)).map(|r| r.bytes);
+            let sealed_len = record_of.as_ref().and_then(|r| r[i]).map(|r| r.bytes);
             let state = if hashed.digest == entry.digest {
                 self.counts.intact_files += 1;
                 if let Some(rec_len) = sealed_len.filter(|&n| n != hashed.len) {
@@ -184,17 +193,14 @@ impl Run<'_> {
             }
             push(&|| FileResult {
                 path: entry.path.clone(),
-                found: Some(abs.clone()),
+                found: Some(found()),
                 state: state.clone(),
             });
         }
 
         let renamed_targets: BTreeSet<&str> = renamed.values().map(|(other, _)| *other).collect();
-        for f in &scan.files {
-            if !is_seal_file(&f.rel)
-                && !manifest.contains(&f.rel)
-                && !renamed_targets.contains(f.rel.as_str())
-            {
+        for (f, listed) in scan.files.iter().zip(&disk_sealed) {
+            if !is_seal_file(&f.rel) && !listed && !renamed_targets.contains(f.rel.as_str()) {
                 self.file_reject(
                     Reject::new(
                         RejectCode::FileUnsealed,

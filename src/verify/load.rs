@@ -296,6 +296,13 @@ impl Run<'_> {
             return (None, None);
         };
         let mut bytes = None;
+        // A reader thread that died (a bug, not an input) leaves the ordinary read below.
+        let prefetched = self.record_prefetch.take().and_then(|r| r.recv().ok());
+        let (prefetched_bytes, prefetched_parse) = match prefetched {
+            Some(p) => (Some(p.bytes), p.parsed),
+            None => (None, None),
+        };
+        let mut prefetched_bytes = prefetched_bytes;
         // The original's record first, then the checked packet's own.
         let from_original = || {
             original
@@ -304,7 +311,10 @@ impl Run<'_> {
         };
         for from_copy in [false, true] {
             let found = if from_copy {
-                match local(SEAL_RECORD_NAME) {
+                let read = prefetched_bytes
+                    .take()
+                    .unwrap_or_else(|| local(SEAL_RECORD_NAME));
+                match read {
                     Ok(b) => Some(b),
                     Err(unread) => {
                         if unread.kind == UnreadKind::TooLarge {
@@ -345,7 +355,12 @@ impl Run<'_> {
             ));
             return (None, None);
         };
-        let map = match Records::parse(&bytes) {
+        // Parsed ahead while the manifest was: the same bytes when they have the sealed digest.
+        let parsed = match prefetched_parse {
+            Some((digest, parsed)) if digest == entry.digest => parsed,
+            _ => Records::parse(&bytes),
+        };
+        let map = match parsed {
             Ok(r) => r,
             Err(why) => {
                 self.seal_reject(
@@ -354,8 +369,11 @@ impl Run<'_> {
                 return (None, None);
             }
         };
-        for e in &manifest.entries {
-            if e.path != SEAL_RECORD_NAME && map.get(&e.path).is_none() {
+        let sealed: Vec<&str> = manifest.entries.iter().map(|e| e.path.as_str()).collect();
+        let recorded: Vec<&str> = map.paths().collect();
+        let has_record = manifest::listed_in(&sealed, &recorded);
+        for (e, has) in manifest.entries.iter().zip(has_record) {
+            if e.path != SEAL_RECORD_NAME && !has {
                 self.seal_reject(
                     Reject::new(
                         RejectCode::SealInconsistent,
@@ -365,8 +383,8 @@ impl Run<'_> {
                 );
             }
         }
-        for path in map.paths() {
-            if !manifest.contains(path) {
+        for (path, listed) in recorded.iter().zip(manifest::listed_in(&recorded, &sealed)) {
+            if !listed {
                 self.seal_reject(
                     Reject::new(
                         RejectCode::SealInconsistent,

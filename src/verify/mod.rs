@@ -113,6 +113,25 @@ pub struct Checked {
     pub seal: Option<SealFiles>,
 }
 
+/// The packet's own `SEAL.json` read and parsed on another thread while the manifest is:
+/// the read's outcome and, when it was read, its digest and parse.
+pub(crate) struct RecordPrefetch {
+    pub(crate) bytes: Result<Vec<u8>, Unread>,
+    pub(crate) parsed: Option<(Digest, Result<Records, String>)>,
+}
+
+impl RecordPrefetch {
+    /// Reads and parses `SEAL.json` through `local`.
+    pub(crate) fn read(local: load::LocalRead<'_>) -> RecordPrefetch {
+        let bytes = local(crate::seal::SEAL_RECORD_NAME);
+        let parsed = bytes
+            .as_ref()
+            .ok()
+            .map(|b| (Digest::of(b), Records::parse(b)));
+        RecordPrefetch { bytes, parsed }
+    }
+}
+
 /// Verifies the packet directory `dir`. Never fails: every problem is a reject in the report.
 pub fn verify(dir: &Path, opts: &VerifyOptions) -> Report {
     check(dir, opts, false).report
@@ -131,6 +150,13 @@ pub fn check(dir: &Path, opts: &VerifyOptions, keep_rebuilt: bool) -> Checked {
     // The walk does not depend on the seal: it runs while the seal is read and parsed.
     let (seal, scan) = std::thread::scope(|s| {
         let walking = s.spawn(|| walk::scan(dir, ""));
+        // So is the seal record, the other large seal file.
+        let own = matches!(opts.against, Against::Itself | Against::Tree(_));
+        if own {
+            let (send, receive) = std::sync::mpsc::sync_channel(1);
+            s.spawn(move || send.send(RecordPrefetch::read(&local)));
+            run.record_prefetch = Some(receive);
+        }
         let seal = run.load_seal(&local);
         (seal, walking.join())
     });
@@ -165,7 +191,7 @@ fn hash_on_disk(
 ) -> Vec<Option<std::io::Result<Hashed>>> {
     let runner = Runner::new(jobs, targets.len(), "verifying");
     let indices: Vec<usize> = (0..targets.len()).collect();
-    let outcomes = runner.map(&indices, |&i| {
+    let outcomes = runner.map_init(&indices, digest::Opener::default, |opener, &i| {
         let (rel, _) = targets[i]?;
         let abs = &dir.join(rel);
         let entry = &manifest.entries[i];
@@ -173,6 +199,7 @@ fn hash_on_disk(
         // stream past, so padding cannot move the schema out of sight.
         let mut scan = rollback::SchemaScan::new();
         let read = digest::read_observed(
+            opener,
             abs,
             DIAGNOSE_LIMIT,
             |bytes, d| {

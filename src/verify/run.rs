@@ -41,6 +41,8 @@ pub(crate) struct Run<'a> {
     pub(crate) keep_seal: bool,
     /// Where files are looked for, for messages: `on disk` or `in the archive`.
     pub(crate) place: &'static str,
+    /// The packet's own seal record, read ahead (see [`super::RecordPrefetch`]).
+    pub(crate) record_prefetch: Option<std::sync::mpsc::Receiver<super::RecordPrefetch>>,
 }
 
 impl<'a> Run<'a> {
@@ -76,6 +78,7 @@ impl<'a> Run<'a> {
             scan_rejected: BTreeSet::new(),
             keep_seal: false,
             place: "on disk",
+            record_prefetch: None,
         }
     }
 
