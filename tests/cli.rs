@@ -665,12 +665,15 @@ fn reseal_writes_nothing_when_unchanged_and_a_new_seal_when_a_file_changed() {
     let (_tmp, out) = sealed();
     let seal = |name: &str| fs::read(out.join(name)).unwrap();
     let (record, manifest) = (seal("SEAL.json"), seal("HASH_MANIFEST.txt"));
-    let unchanged = packet()
-        .args(["build", "--json", "--reseal"])
-        .arg(&out)
-        .assert()
-        .success();
-    let doc: Value = serde_json::from_slice(&unchanged.get_output().stdout).unwrap();
+    let reseal = || -> Value {
+        let run = packet()
+            .args(["build", "--json", "--reseal"])
+            .arg(&out)
+            .assert()
+            .success();
+        serde_json::from_slice(&run.get_output().stdout).unwrap()
+    };
+    let doc = reseal();
     assert_eq!(doc["unchanged"], true, "{doc}");
     assert_eq!(
         (seal("SEAL.json"), seal("HASH_MANIFEST.txt")),
@@ -681,12 +684,7 @@ fn reseal_writes_nothing_when_unchanged_and_a_new_seal_when_a_file_changed() {
     let mut bytes = fs::read(&first).unwrap();
     bytes.push(b'\n');
     fs::write(&first, bytes).unwrap();
-    let changed = packet()
-        .args(["build", "--json", "--reseal"])
-        .arg(&out)
-        .assert()
-        .success();
-    let doc: Value = serde_json::from_slice(&changed.get_output().stdout).unwrap();
+    let doc = reseal();
     assert_eq!(doc["unchanged"], false, "{doc}");
     assert_ne!(seal("HASH_MANIFEST.txt"), manifest);
     packet()

@@ -189,6 +189,24 @@ fn compute(dir: &Path, payload: &[walk::Found], jobs: Jobs) -> Result<Computed, 
     let manifest = Manifest::from_entries(entries);
     let files = manifest.entries.len();
     let manifest = manifest.render();
+    // Never seal what `verify` would refuse to read.
+    for (name, len, limit) in [
+        (
+            SEAL_RECORD_NAME,
+            record.len(),
+            super::record::SEAL_RECORD_LIMIT,
+        ),
+        (MANIFEST_NAME, manifest.len(), manifest::MANIFEST_LIMIT),
+    ] {
+        if len as u64 > limit {
+            return Err(refused(
+                format!(
+                    "{name} would be {len} bytes for {files} files, above the {limit}-byte limit verify reads: seal the evidence as several packets"
+                ),
+                dir,
+            ));
+        }
+    }
     let tree_hash = Digest::of(&manifest);
     let tree = manifest::render_tree_file(&tree_hash);
     Ok(Computed {

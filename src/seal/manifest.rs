@@ -18,10 +18,11 @@ pub const MANIFEST_NAME: &str = "HASH_MANIFEST.txt";
 /// File name of the tree-hash file at the packet root.
 pub const TREE_NAME: &str = "packet_tree.sha256";
 
-/// Largest `HASH_MANIFEST.txt` read, in bytes (64 MiB: about 800,000 files at the length
-/// of line a path of 15 characters gives). A larger one is refused unread
-/// (`MANIFEST_MALFORMED`), so memory stays bounded whatever the input.
-pub const MANIFEST_LIMIT: u64 = 64 * 1024 * 1024;
+/// Largest `HASH_MANIFEST.txt` read, in bytes (256 MiB: about 3,200,000 files at the
+/// length of line a path of 15 characters gives). A larger one is refused unread
+/// (`MANIFEST_MALFORMED`), so memory stays bounded whatever the input; `build` refuses to
+/// write one (`BUILD_REFUSED`), so it never seals a packet that cannot be verified.
+pub const MANIFEST_LIMIT: u64 = 256 * 1024 * 1024;
 
 /// Largest `packet_tree.sha256` read, in bytes; the file is one 84-byte line.
 pub const TREE_FILE_LIMIT: u64 = 4096;

@@ -8,9 +8,10 @@ use serde::{Deserialize, Serialize};
 /// File name of the seal record at the packet root. It is itself a sealed payload file, so the
 /// tree hash covers it.
 pub const SEAL_RECORD_NAME: &str = "SEAL.json";
-/// Largest `SEAL.json` read, in bytes (64 MiB: about 200,000 text files with their profiles,
-/// or 800,000 binary ones). A larger one is refused unread (`SEAL_INCONSISTENT`).
-pub const SEAL_RECORD_LIMIT: u64 = 64 * 1024 * 1024;
+/// Largest `SEAL.json` read, in bytes (256 MiB: about 800,000 text files with their
+/// profiles, or 3,500,000 binary ones). A larger one is refused unread (`SEAL_INCONSISTENT`),
+/// and `build` refuses to write one (`BUILD_REFUSED`).
+pub const SEAL_RECORD_LIMIT: u64 = 256 * 1024 * 1024;
 /// Schema name of the seal record.
 pub const SEAL_SCHEMA: &str = "packet.seal/1";
 /// The names `packet` writes at a packet root; sources may not use them.
