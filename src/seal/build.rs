@@ -635,7 +635,9 @@ pub fn build(out: &Path, sources: &[PathBuf], opts: SealOptions) -> Result<Seale
         // What is already there must be sealable too; refuse before copying anything.
         let payload = payload_of(out, opts.reseal, !sources.is_empty())?;
         // A reseal of what is already sealed exactly so writes nothing: hashing in place
-        // costs a read per file, staging a link and an unlink per file more.
+        // costs a read per file, staging a link and an unlink per file more. When the seal
+        // differs, the staged links are hashed again below on purpose: a file renamed over
+        // between this read and its link would otherwise be sealed with another file's digest.
         if sources.is_empty() && has_seal(out) {
             let seal = compute(out, &payload, opts.jobs)?;
             if seal.is_installed_in(out) {

@@ -195,12 +195,11 @@ impl Manifest {
             }
             // A line of the one form packet writes cannot be any of the foreign ones: the
             // look for those is only paid for lines that are not.
-            let standard = line.len() > 66
-                && line.as_bytes()[64..66] == *b"  "
-                && line.as_bytes()[..64]
-                    .iter()
-                    .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
-            if let Some(why) = (!standard).then(|| foreign_form(line)).flatten() {
+            let standard = line
+                .get(..64)
+                .and_then(Digest::from_hex)
+                .filter(|_| line.len() > 66 && line.get(64..66) == Some("  "));
+            if let Some(why) = standard.is_none().then(|| foreign_form(line)).flatten() {
                 line_reject(
                     &mut rejects,
                     &mut listed,
@@ -223,7 +222,7 @@ impl Manifest {
                 );
                 continue;
             };
-            let Some(digest) = Digest::from_hex(hex) else {
+            let Some(digest) = standard.or_else(|| Digest::from_hex(hex)) else {
                 line_reject(
                     &mut rejects,
                     &mut listed,
@@ -346,24 +345,33 @@ fn foreign_form(line: &str) -> Option<&'static str> {
 }
 
 /// For each of `needles`, whether `hay` holds it (paths compared as bytes, the manifest's
-/// order). Sorted inputs (the usual case: manifests, records and walks are all sorted) are
-/// merged in one pass of `needles.len() + hay.len()` comparisons; unsorted ones are sorted
-/// or binary-searched first, so the answer never depends on the order.
+/// order); see [`positions`].
 pub fn listed_in(needles: &[&str], hay: &[&str]) -> Vec<bool> {
+    positions(needles, hay)
+        .iter()
+        .map(Option::is_some)
+        .collect()
+}
+
+/// For each of `needles`, the index in `hay` (sorted by bytes) of the same path, if any.
+/// Sorted needles (the usual case: manifests, records and walks are all sorted) are merged
+/// in one pass of `needles.len() + hay.len()` comparisons, others binary-searched each, so
+/// the answer never depends on their order. `hay` out of order is sorted first.
+pub fn positions(needles: &[&str], hay: &[&str]) -> Vec<Option<usize>> {
     let by_bytes = |a: &&str, b: &&str| a.as_bytes().cmp(b.as_bytes());
-    let sorted_hay;
-    let hay = if hay.is_sorted_by(|a, b| by_bytes(a, b).is_le()) {
-        hay
-    } else {
-        let mut copy = hay.to_vec();
-        copy.sort_by(by_bytes);
-        sorted_hay = copy;
-        &sorted_hay[..]
-    };
+    if !hay.is_sorted_by(|a, b| by_bytes(a, b).is_le()) {
+        let mut order: Vec<usize> = (0..hay.len()).collect();
+        order.sort_by(|&a, &b| by_bytes(&hay[a], &hay[b]));
+        let sorted: Vec<&str> = order.iter().map(|&i| hay[i]).collect();
+        return positions(needles, &sorted)
+            .into_iter()
+            .map(|p| p.map(|i| order[i]))
+            .collect();
+    }
     if !needles.is_sorted_by(|a, b| by_bytes(a, b).is_le()) {
         return needles
             .iter()
-            .map(|n| hay.binary_search_by(|h| by_bytes(h, n)).is_ok())
+            .map(|n| hay.binary_search_by(|h| by_bytes(h, n)).ok())
             .collect();
     }
     let mut at = 0;
@@ -373,7 +381,7 @@ pub fn listed_in(needles: &[&str], hay: &[&str]) -> Vec<bool> {
             while at < hay.len() && by_bytes(&hay[at], n).is_lt() {
                 at += 1;
             }
-            at < hay.len() && hay[at] == *n
+            (at < hay.len() && hay[at] == *n).then_some(at)
         })
         .collect()
 }
@@ -502,6 +510,11 @@ mod tests {
         back.reverse();
         assert_eq!(listed_in(&shuffled, &hay), back);
         assert_eq!(listed_in(&["x", "x"], &["x"]), [true, true]);
+        // Positions are into `hay` as given, sorted or not.
+        assert_eq!(
+            positions(&["d", "a", "z"], &shuffled_hay),
+            [Some(0), Some(3), None]
+        );
     }
 
     fn entry(path: &str, content: &[u8]) -> Entry {

@@ -138,22 +138,13 @@ impl Records {
         Some(&self.files[i])
     }
 
-    /// The record of each of `paths` (`None` where there is none), in their order: one merge
-    /// when `paths` are sorted by bytes (as a manifest's are), a binary search each otherwise.
+    /// The record of each of `paths` (`None` where there is none), in their order, found in
+    /// one merge when `paths` are sorted as a manifest's are ([`crate::manifest::positions`]).
     pub fn aligned(&self, paths: &[&str]) -> Vec<Option<&LazyFile>> {
-        let sorted = paths.is_sorted_by(|a, b| a.as_bytes() <= b.as_bytes());
-        let mut at = 0;
-        paths
-            .iter()
-            .map(|p| {
-                if !sorted {
-                    return self.get(p);
-                }
-                while at < self.files.len() && self.files[at].path.as_bytes() < p.as_bytes() {
-                    at += 1;
-                }
-                self.files.get(at).filter(|f| f.path == *p)
-            })
+        let recorded: Vec<&str> = self.paths().collect();
+        crate::manifest::positions(paths, &recorded)
+            .into_iter()
+            .map(|i| i.map(|i| &self.files[i]))
             .collect()
     }
 

@@ -95,7 +95,7 @@ impl Run<'_> {
     /// Reads the manifest (and tree file, pin, seal record) from where the options say: the
     /// checked packet's own seal files through `local`, or an original's from disk.
     pub(crate) fn load_seal(&mut self, local: LocalRead<'_>) -> Option<Seal> {
-        let own = matches!(self.opts.against, Against::Itself | Against::Tree(_));
+        let own = self.opts.against.own_seal();
         let (seal_dir, manifest_path, tree_path): (Option<PathBuf>, PathBuf, Option<PathBuf>) =
             match &self.opts.against {
                 Against::Itself | Against::Tree(_) => (
@@ -296,13 +296,13 @@ impl Run<'_> {
             return (None, None);
         };
         let mut bytes = None;
-        // A reader thread that died (a bug, not an input) leaves the ordinary read below.
-        let prefetched = self.record_prefetch.take().and_then(|r| r.recv().ok());
-        let (prefetched_bytes, prefetched_parse) = match prefetched {
-            Some(p) => (Some(p.bytes), p.parsed),
-            None => (None, None),
-        };
-        let mut prefetched_bytes = prefetched_bytes;
+        // Read and parsed while the manifest was; a reader thread that died (a bug, not an
+        // input) leaves the ordinary read below.
+        let (mut prefetched_read, prefetched_parse) =
+            match self.record_prefetch.take().and_then(|r| r.recv().ok()) {
+                Some(p) => (Some(p.bytes), p.parsed),
+                None => (None, None),
+            };
         // The original's record first, then the checked packet's own.
         let from_original = || {
             original
@@ -311,7 +311,7 @@ impl Run<'_> {
         };
         for from_copy in [false, true] {
             let found = if from_copy {
-                let read = prefetched_bytes
+                let read = prefetched_read
                     .take()
                     .unwrap_or_else(|| local(SEAL_RECORD_NAME));
                 match read {
@@ -335,7 +335,12 @@ impl Run<'_> {
             let Some(found) = found else {
                 continue;
             };
-            if Digest::of(&found) == entry.digest {
+            // The prefetched bytes were hashed on their thread already.
+            let digest = match &prefetched_parse {
+                Some((d, _)) if from_copy => *d,
+                _ => Digest::of(&found),
+            };
+            if digest == entry.digest {
                 bytes = Some(found);
                 break;
             }
@@ -355,7 +360,7 @@ impl Run<'_> {
             ));
             return (None, None);
         };
-        // Parsed ahead while the manifest was: the same bytes when they have the sealed digest.
+        // The parse made ahead is of the same bytes when they have the sealed digest.
         let parsed = match prefetched_parse {
             Some((digest, parsed)) if digest == entry.digest => parsed,
             _ => Records::parse(&bytes),
@@ -371,9 +376,8 @@ impl Run<'_> {
         };
         let sealed: Vec<&str> = manifest.entries.iter().map(|e| e.path.as_str()).collect();
         let recorded: Vec<&str> = map.paths().collect();
-        let has_record = manifest::listed_in(&sealed, &recorded);
-        for (e, has) in manifest.entries.iter().zip(has_record) {
-            if e.path != SEAL_RECORD_NAME && !has {
+        for (e, record) in manifest.entries.iter().zip(map.aligned(&sealed)) {
+            if e.path != SEAL_RECORD_NAME && record.is_none() {
                 self.seal_reject(
                     Reject::new(
                         RejectCode::SealInconsistent,

@@ -42,6 +42,14 @@ pub enum Against {
     Tree(Pin),
 }
 
+impl Against {
+    /// Whether the seal is the checked packet's own seal files (plain `verify`, or against a
+    /// published tree hash), not an original's.
+    pub(crate) fn own_seal(&self) -> bool {
+        matches!(self, Against::Itself | Against::Tree(_))
+    }
+}
+
 /// Options for [`verify`] and [`check`].
 #[derive(Clone, Debug, Default)]
 pub struct VerifyOptions {
@@ -151,8 +159,7 @@ pub fn check(dir: &Path, opts: &VerifyOptions, keep_rebuilt: bool) -> Checked {
     let (seal, scan) = std::thread::scope(|s| {
         let walking = s.spawn(|| walk::scan(dir, ""));
         // So is the seal record, the other large seal file.
-        let own = matches!(opts.against, Against::Itself | Against::Tree(_));
-        if own {
+        if opts.against.own_seal() {
             let (send, receive) = std::sync::mpsc::sync_channel(1);
             s.spawn(move || send.send(RecordPrefetch::read(&local)));
             run.record_prefetch = Some(receive);
