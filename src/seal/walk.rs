@@ -6,7 +6,9 @@
 use crate::manifest::{check_path, check_safe};
 use crate::reject::Reject;
 use crate::reject::RejectCode;
-use std::path::Path;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 /// A regular file found by [`scan`].
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -47,93 +49,256 @@ impl Scan {
 
 /// Scans `root` recursively. `prefix` (empty, or ending in `/`) is prepended to every relative
 /// path, so a source directory can be scanned as it will be named inside a packet.
+///
+/// Directories are listed in parallel on the current rayon pool, one task per directory. An
+/// entry's type comes from its directory entry (`d_type` on Linux), so no file is stat'ed;
+/// the order is fixed by the sort at the end, so the result is the same whatever the thread
+/// count. A directory whose name is not UTF-8 is rejected once and not entered.
 pub fn scan(root: &Path, prefix: &str) -> Scan {
+    let found = Mutex::new(Scan::default());
+    rayon::scope(|s| list_dir(s, root.to_path_buf(), String::new(), prefix, &found));
+    let mut out = found.into_inner().unwrap_or_else(|e| e.into_inner());
+    // Relative paths are unique: an unstable sort gives the one order.
+    out.files
+        .sort_unstable_by(|a, b| a.rel.as_bytes().cmp(b.rel.as_bytes()));
+    out
+}
+
+/// Lists the directory `dir` (relative path `rel_dir`: empty for the root, else ending in
+/// `/`), spawning a task for each subdirectory, and adds its files and rejects to `found`.
+fn list_dir<'s>(
+    s: &rayon::Scope<'s>,
+    dir: PathBuf,
+    rel_dir: String,
+    prefix: &'s str,
+    found: &'s Mutex<Scan>,
+) {
     let mut out = Scan::default();
-    // Directories are read in parallel (jwalk, on its own rayon pool: no busy-pool timeout
-    // that could end a walk early); the order is fixed by the sort below.
-    let walker = jwalk::WalkDir::new(root)
-        .skip_hidden(false)
-        .follow_links(false)
-        .sort(false)
-        .parallelism(jwalk::Parallelism::RayonNewPool(0));
-    for item in walker {
-        let entry = match item {
-            Ok(e) => e,
-            Err(e) => {
-                let rel = e
-                    .path()
-                    .and_then(|p| p.strip_prefix(root).ok())
-                    .map(|p| format!("{prefix}{}", p.to_string_lossy()))
-                    .unwrap_or_else(|| prefix.trim_end_matches('/').to_string());
-                out.rejects.push(
-                    Reject::new(RejectCode::FileUnreadable, format!("cannot read: {e}"))
-                        .at_path(rel),
-                );
-                continue;
+    let here = || {
+        let rel = format!("{prefix}{rel_dir}");
+        let rel = rel.trim_end_matches('/');
+        if rel.is_empty() {
+            ".".to_string()
+        } else {
+            rel.to_string()
+        }
+    };
+    match fs::read_dir(&dir) {
+        // Unchecked, a directory that cannot be listed would drop its whole subtree from the
+        // walk (and from a seal) without a word.
+        Err(e) => out.rejects.push(
+            Reject::new(
+                RejectCode::FileUnreadable,
+                format!("directory cannot be read: {e}"),
+            )
+            .at_path(here()),
+        ),
+        Ok(entries) => {
+            for item in entries {
+                let entry = match item {
+                    Ok(e) => e,
+                    Err(e) => {
+                        out.rejects.push(
+                            Reject::new(RejectCode::FileUnreadable, format!("cannot read: {e}"))
+                                .at_path(here()),
+                        );
+                        break;
+                    }
+                };
+                let name = entry.file_name();
+                let Some(name) = name.to_str() else {
+                    out.rejects.push(
+                        Reject::new(RejectCode::PathRejected, "name is not valid UTF-8".into())
+                            .at_path(format!("{prefix}{rel_dir}{}", name.to_string_lossy())),
+                    );
+                    continue;
+                };
+                let ft = match entry.file_type() {
+                    Ok(ft) => ft,
+                    Err(e) => {
+                        out.rejects.push(
+                            Reject::new(RejectCode::FileUnreadable, format!("cannot read: {e}"))
+                                .at_path(format!("{prefix}{rel_dir}{name}")),
+                        );
+                        continue;
+                    }
+                };
+                if ft.is_dir() {
+                    let (path, sub) = (entry.path(), format!("{rel_dir}{name}/"));
+                    s.spawn(move |s| list_dir(s, path, sub, prefix, found));
+                    continue;
+                }
+                let rel = format!("{prefix}{rel_dir}{name}");
+                let kind = if ft.is_file() {
+                    None
+                } else if ft.is_symlink() {
+                    Some("a symlink (packets hold bytes, not links that can point anywhere)")
+                } else {
+                    Some("not a regular file (socket, device or fifo)")
+                };
+                if let Some(kind) = kind {
+                    out.rejects.push(
+                        Reject::new(RejectCode::PathRejected, format!("is {kind}")).at_path(rel),
+                    );
+                    continue;
+                }
+                if let Err(why) = check_safe(&rel) {
+                    out.rejects.push(
+                        Reject::new(RejectCode::PathRejected, format!("unsafe name: {why}"))
+                            .at_path(rel),
+                    );
+                    continue;
+                }
+                out.files.push(Found { rel });
+            }
+        }
+    }
+    let mut all = found.lock().unwrap_or_else(|e| e.into_inner());
+    all.files.append(&mut out.files);
+    all.rejects.append(&mut out.rejects);
+}
+
+/// The regular files under a root one at a time, in the byte order of their relative paths
+/// (the manifest's order), holding only the directories on the current path: memory grows
+/// with the widest directory and the depth, never with the number of files. Siblings are
+/// sorted with a directory's name taken as `name/`, which makes a depth-first walk come out in
+/// byte order of whole paths. Rejects are collected as [`scan`] makes them (with [`check_path`]
+/// when walking for sealing), for [`SortedWalk::rejects`] once the walk is over.
+pub struct SortedWalk {
+    root: PathBuf,
+    prefix: String,
+    sealing: bool,
+    /// Per open directory: its relative path (empty or ending in `/`) and its entries not yet
+    /// taken, sorted in reverse so the next is popped from the end.
+    stack: Vec<(String, Vec<(String, bool)>)>,
+    rejects: Vec<Reject>,
+}
+
+impl SortedWalk {
+    /// A walk of `root`, `prefix` (empty, or ending in `/`) before every relative path;
+    /// `sealing` also refuses names that are not NFC ([`check_path`]).
+    pub fn new(root: &Path, prefix: &str, sealing: bool) -> SortedWalk {
+        let mut walk = SortedWalk {
+            root: root.to_path_buf(),
+            prefix: prefix.to_string(),
+            sealing,
+            stack: Vec::new(),
+            rejects: Vec::new(),
+        };
+        walk.open(String::new());
+        walk
+    }
+
+    /// Everything refused so far; complete once the walk has ended.
+    pub fn rejects(&mut self) -> Vec<Reject> {
+        std::mem::take(&mut self.rejects)
+    }
+
+    fn open(&mut self, rel_dir: String) {
+        let here = || {
+            let rel = format!("{}{rel_dir}", self.prefix);
+            let rel = rel.trim_end_matches('/');
+            if rel.is_empty() {
+                ".".to_string()
+            } else {
+                rel.to_string()
             }
         };
-        let abs = entry.path();
-        let rel_os = abs.strip_prefix(root).unwrap_or(&abs);
-        // jwalk yields a directory that could not be listed as an ordinary entry and keeps
-        // the error beside it: unchecked, its whole subtree would vanish from the walk (and
-        // from a seal) without a word.
-        if let Some(err) = entry.read_children.as_ref().and_then(|rc| rc.error()) {
-            let rel = format!("{prefix}{}", rel_os.to_string_lossy());
-            let rel = if rel.is_empty() { ".".to_string() } else { rel };
-            out.rejects.push(
-                Reject::new(
-                    RejectCode::FileUnreadable,
-                    format!("directory cannot be read: {err}"),
-                )
-                .at_path(rel.trim_end_matches('/').to_string()),
-            );
-            continue;
-        }
-        if entry.depth() == 0 {
-            continue;
-        }
-        let Some(rel_str) = rel_os.to_str() else {
-            out.rejects.push(
-                Reject::new(RejectCode::PathRejected, "name is not valid UTF-8".into())
-                    .at_path(format!("{prefix}{}", rel_os.to_string_lossy())),
-            );
-            continue;
+        let entries = match fs::read_dir(self.root.join(&rel_dir)) {
+            Ok(e) => e,
+            Err(e) => {
+                let at = here();
+                self.rejects.push(
+                    Reject::new(
+                        RejectCode::FileUnreadable,
+                        format!("directory cannot be read: {e}"),
+                    )
+                    .at_path(at),
+                );
+                return;
+            }
         };
-        let rel = if std::path::MAIN_SEPARATOR == '/' {
-            format!("{prefix}{rel_str}")
-        } else {
-            format!(
-                "{prefix}{}",
-                rel_str.replace(std::path::MAIN_SEPARATOR, "/")
-            )
-        };
-        let ft = entry.file_type();
-        if ft.is_dir() {
-            continue;
+        let mut listed = Vec::new();
+        for item in entries {
+            let entry = match item {
+                Ok(e) => e,
+                Err(e) => {
+                    let at = here();
+                    self.rejects.push(
+                        Reject::new(RejectCode::FileUnreadable, format!("cannot read: {e}"))
+                            .at_path(at),
+                    );
+                    break;
+                }
+            };
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else {
+                let at = format!("{}{rel_dir}{}", self.prefix, name.to_string_lossy());
+                self.rejects.push(
+                    Reject::new(RejectCode::PathRejected, "name is not valid UTF-8".into())
+                        .at_path(at),
+                );
+                continue;
+            };
+            let rel = format!("{}{rel_dir}{name}", self.prefix);
+            let kind = match entry.file_type() {
+                Ok(ft) if ft.is_dir() => {
+                    listed.push((format!("{name}/"), true));
+                    continue;
+                }
+                Ok(ft) if ft.is_file() => None,
+                Ok(ft) if ft.is_symlink() => Some(
+                    "is a symlink (packets hold bytes, not links that can point anywhere)".into(),
+                ),
+                Ok(_) => Some("is not a regular file (socket, device or fifo)".into()),
+                Err(e) => {
+                    self.rejects.push(
+                        Reject::new(RejectCode::FileUnreadable, format!("cannot read: {e}"))
+                            .at_path(rel),
+                    );
+                    continue;
+                }
+            };
+            let refusal = kind.or_else(|| {
+                let checked = if self.sealing {
+                    check_path(&rel)
+                } else {
+                    check_safe(&rel)
+                };
+                checked.err().map(|why| format!("unsafe name: {why}"))
+            });
+            match refusal {
+                Some(why) => self
+                    .rejects
+                    .push(Reject::new(RejectCode::PathRejected, why).at_path(rel)),
+                None => listed.push((name.to_string(), false)),
+            }
         }
-        let kind = if ft.is_file() {
-            None
-        } else if ft.is_symlink() {
-            Some("a symlink (packets hold bytes, not links that can point anywhere)")
-        } else {
-            Some("not a regular file (socket, device or fifo)")
-        };
-        if let Some(kind) = kind {
-            out.rejects
-                .push(Reject::new(RejectCode::PathRejected, format!("is {kind}")).at_path(rel));
-            continue;
-        }
-        if let Err(why) = check_safe(&rel) {
-            out.rejects.push(
-                Reject::new(RejectCode::PathRejected, format!("unsafe name: {why}")).at_path(rel),
-            );
-            continue;
-        }
-        out.files.push(Found { rel });
+        listed.sort_unstable_by(|a, b| b.0.as_bytes().cmp(a.0.as_bytes()));
+        self.stack.push((rel_dir, listed));
     }
-    out.files
-        .sort_by(|a, b| a.rel.as_bytes().cmp(b.rel.as_bytes()));
-    out
+}
+
+impl Iterator for SortedWalk {
+    type Item = Found;
+
+    fn next(&mut self) -> Option<Found> {
+        loop {
+            let (rel_dir, entries) = self.stack.last_mut()?;
+            let Some((name, is_dir)) = entries.pop() else {
+                self.stack.pop();
+                continue;
+            };
+            let rel = format!("{rel_dir}{name}");
+            if is_dir {
+                self.open(rel);
+                continue;
+            }
+            return Some(Found {
+                rel: format!("{}{rel}", self.prefix),
+            });
+        }
+    }
 }
 
 #[cfg(test)]
@@ -184,5 +349,40 @@ mod tests {
         assert!(s.files.is_empty());
         assert_eq!(s.rejects.len(), 2);
         assert!(s.rejects.iter().all(|r| r.code == RejectCode::PathRejected));
+    }
+
+    #[test]
+    fn sorted_walk_gives_the_scans_files_in_manifest_order_and_its_rejects() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        // `d.txt` < `d/…` < `d0` in bytes ('.' < '/' < '0'): a walk that sorted directory
+        // names without their `/` would put `d/…` first.
+        for f in ["d.txt", "d/x", "d/y/z", "d0", "D", "a b/c"] {
+            let p = root.join(f);
+            fs::create_dir_all(p.parent().unwrap()).unwrap();
+            fs::write(p, f).unwrap();
+        }
+        std::os::unix::fs::symlink("d0", root.join("link")).unwrap();
+        fs::write(root.join("cafe\u{301}"), "nfd").unwrap();
+        let mut walk = SortedWalk::new(root, "p/", true);
+        let rels: Vec<String> = walk.by_ref().map(|f| f.rel).collect();
+        let scanned: Vec<String> = scan(root, "p/")
+            .for_sealing()
+            .files
+            .into_iter()
+            .map(|f| f.rel)
+            .collect();
+        assert_eq!(rels, scanned);
+        assert_eq!(
+            rels,
+            ["p/D", "p/a b/c", "p/d.txt", "p/d/x", "p/d/y/z", "p/d0"]
+        );
+        let mut rejected: Vec<_> = walk
+            .rejects()
+            .into_iter()
+            .map(|r| r.path.unwrap())
+            .collect();
+        rejected.sort();
+        assert_eq!(rejected, ["p/cafe\u{301}", "p/link"]);
     }
 }
