@@ -22,6 +22,12 @@ pub struct Jobs {
 /// Work becomes visible after this long; shorter runs never draw a bar.
 const SHOW_AFTER: Duration = Duration::from_secs(1);
 
+/// Items per task of [`Runner::map_ordered`]: enough to spread the cost of a task and of its
+/// state (an open directory) over many small files.
+pub const ORDERED_CHUNK: usize = 64;
+/// Most items [`Runner::map_ordered`] has out at once (in flight or waiting to be handed on).
+pub const ORDERED_WINDOW: usize = 8192;
+
 /// A pool and a progress bar for one run over `total` files.
 pub struct Runner {
     /// `None` when no thread could be started: the work then runs on the calling thread.
@@ -82,6 +88,70 @@ impl Runner {
                 items.iter().map(|i| f(&mut state, i)).collect()
             }
         }
+    }
+
+    /// Runs `f` on every item `items` yields and hands each result to `sink`, in item order,
+    /// on the calling thread. `items` is consumed on the calling thread too, so a walk can feed
+    /// the pool while it works. Items go out in chunks of [`ORDERED_CHUNK`] neighbours (one
+    /// `init` state per chunk); at most [`ORDERED_WINDOW`] items are in flight or waiting for
+    /// an earlier one, so memory stays bounded whatever the number of items, and a large file
+    /// holds back only the results after it, never the hashing of the next ones. Counts every
+    /// item into the progress bar's length. A panic in `f` is resumed on the calling thread.
+    pub fn map_ordered<I: Send, S, T: Send>(
+        &self,
+        items: impl Iterator<Item = I>,
+        init: impl Fn() -> S + Sync,
+        f: impl Fn(&mut S, I) -> T + Sync,
+        mut sink: impl FnMut(T),
+    ) {
+        let mut items = items.peekable();
+        let Some(pool) = &self.pool else {
+            let mut state = init();
+            for item in items {
+                self.bar.inc_length(1);
+                sink(f(&mut state, item));
+            }
+            return;
+        };
+        type Done<T> = (usize, std::thread::Result<Vec<T>>);
+        let (tx, rx) = std::sync::mpsc::channel::<Done<T>>();
+        pool.in_place_scope(|scope| {
+            let mut waiting: std::collections::BTreeMap<usize, Vec<T>> = Default::default();
+            let (mut sent, mut next, mut in_flight) = (0usize, 0usize, 0usize);
+            // Takes one finished chunk, then hands on every result now in order.
+            let mut receive = |next: &mut usize, in_flight: &mut usize| {
+                let (at, done) = rx.recv().expect("a sender is held while chunks are out");
+                match done {
+                    Ok(out) => waiting.insert(at, out),
+                    Err(panic) => std::panic::resume_unwind(panic),
+                };
+                while let Some(out) = waiting.remove(next) {
+                    *next += 1;
+                    *in_flight -= out.len();
+                    out.into_iter().for_each(&mut sink);
+                }
+            };
+            while items.peek().is_some() {
+                let chunk: Vec<I> = items.by_ref().take(ORDERED_CHUNK).collect();
+                in_flight += chunk.len();
+                self.bar.inc_length(chunk.len() as u64);
+                let (tx, init, f, at) = (tx.clone(), &init, &f, sent);
+                sent += 1;
+                scope.spawn(move |_| {
+                    let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        let mut state = init();
+                        chunk.into_iter().map(|i| f(&mut state, i)).collect()
+                    }));
+                    let _ = tx.send((at, out));
+                });
+                while in_flight >= ORDERED_WINDOW {
+                    receive(&mut next, &mut in_flight);
+                }
+            }
+            while next < sent {
+                receive(&mut next, &mut in_flight);
+            }
+        });
     }
 
     /// Records one finished file of `bytes` bytes.
@@ -145,5 +215,60 @@ mod tests {
             assert_eq!(out, items.iter().map(|i| i * 3).collect::<Vec<_>>());
             assert_eq!(r.bytes.load(Ordering::Relaxed), 10_000);
         }
+    }
+
+    #[test]
+    fn ordered_results_come_in_item_order_with_a_bounded_window_whatever_the_thread_count() {
+        for threads in [1, 2, 5] {
+            let r = Runner::new(
+                Jobs {
+                    threads,
+                    progress: false,
+                },
+                0,
+                "test",
+            );
+            let out_now = AtomicU64::new(0);
+            let (mut got, mut most) = (Vec::new(), 0u64);
+            r.map_ordered(
+                0..50_000u64,
+                || (),
+                |_, i| {
+                    let n = out_now.fetch_add(1, Ordering::SeqCst) + 1;
+                    // Uneven work: later items finish before earlier ones.
+                    if i % 997 == 0 {
+                        std::thread::sleep(Duration::from_millis(2));
+                    }
+                    (i * 3, n)
+                },
+                |(v, n)| {
+                    out_now.fetch_sub(1, Ordering::SeqCst);
+                    most = most.max(n);
+                    got.push(v);
+                },
+            );
+            assert_eq!(got, (0..50_000u64).map(|i| i * 3).collect::<Vec<_>>());
+            assert!(
+                most <= (ORDERED_WINDOW + ORDERED_CHUNK) as u64,
+                "{most} out at once"
+            );
+            assert_eq!(r.bar.length(), Some(50_000));
+        }
+    }
+
+    #[test]
+    fn a_panic_in_ordered_work_reaches_the_caller() {
+        let r = Runner::new(
+            Jobs {
+                threads: 2,
+                progress: false,
+            },
+            0,
+            "test",
+        );
+        let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            r.map_ordered(0..1000u32, || (), |_, i| assert_ne!(i, 700), |_| {});
+        }));
+        assert!(caught.is_err());
     }
 }

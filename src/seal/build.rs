@@ -5,17 +5,16 @@
 //! destination, sealed, and renamed into place (or exchanged with the packet it reseals).
 //! Seal files are written under temporary names and renamed.
 
-use super::record::{FileRecord, RESERVED_NAMES, SEAL_RECORD_NAME, SEAL_SCHEMA, SealRecord};
-use crate::digest::{self, Digest};
-use crate::manifest::{self, Entry, MANIFEST_NAME, Manifest, TREE_NAME};
-use crate::parallel::{Jobs, Runner};
-use crate::profile::{PROFILE_LIMIT, Profile};
+use super::record::RESERVED_NAMES;
+use super::stream::{self, refused};
+use crate::digest::Digest;
+use crate::manifest;
+use crate::parallel::Jobs;
 use crate::reject::{Error, Reject, RejectCode};
 use crate::walk;
 use serde::Serialize;
 use std::collections::BTreeSet;
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// Options for sealing.
@@ -43,12 +42,6 @@ pub struct Sealed {
     pub unchanged: bool,
 }
 
-fn refused(msg: String, path: &Path) -> Error {
-    Error::Rejected(vec![
-        Reject::new(RejectCode::BuildRefused, msg).at_path(path.display().to_string()),
-    ])
-}
-
 fn has_seal(dir: &Path) -> bool {
     RESERVED_NAMES
         .iter()
@@ -61,169 +54,27 @@ fn has_seal(dir: &Path) -> bool {
 /// `reseal`) or holds no file; `PATH_REJECTED` for every symlink, special file or unsafe name
 /// in it (nothing is written then); `Error::Io` when reading or writing fails.
 pub fn seal_dir(dir: &Path, opts: SealOptions) -> Result<Sealed, Error> {
-    let payload = payload_of(dir, opts.reseal, false)?;
-    let seal = compute(dir, &payload, opts.jobs)?;
+    refuse_unless_sealable(dir, opts.reseal, false)?;
+    let mut seal = stream::seal(dir, opts.jobs, stream::Mode::Stage)?;
+    let staged = seal.staged.take().expect("staging stages the seal files");
     // Stage all three, then rename; a failed rename puts every old seal file back.
-    let staged = [
-        (
-            SEAL_RECORD_NAME,
-            stage(dir, SEAL_RECORD_NAME, &seal.record)?,
-        ),
-        (MANIFEST_NAME, stage(dir, MANIFEST_NAME, &seal.manifest)?),
-        (TREE_NAME, stage(dir, TREE_NAME, &seal.tree)?),
-    ];
     install(dir, staged)?;
-    Ok(seal.sealed(dir, false))
+    Ok(sealed(dir, &seal, false))
 }
 
-/// A seal computed for a directory but not written: the bytes of its three seal files.
-struct Computed {
-    /// `SEAL.json`.
-    record: Vec<u8>,
-    /// `HASH_MANIFEST.txt`.
-    manifest: Vec<u8>,
-    /// `packet_tree.sha256`.
-    tree: Vec<u8>,
-    tree_hash: Digest,
-    /// Entries of the manifest (payload files plus `SEAL.json`) and their bytes in all.
-    files: usize,
-    bytes: u64,
-}
-
-impl Computed {
-    fn sealed(&self, dir: &Path, unchanged: bool) -> Sealed {
-        Sealed {
-            packet: dir.to_path_buf(),
-            tree_hash: self.tree_hash,
-            files: self.files,
-            bytes: self.bytes,
-            unchanged,
-        }
-    }
-
-    /// Whether `dir` already holds exactly these three seal files, byte for byte (each a
-    /// regular file, read no further than the length it should have).
-    fn is_installed_in(&self, dir: &Path) -> bool {
-        [
-            (SEAL_RECORD_NAME, &self.record),
-            (MANIFEST_NAME, &self.manifest),
-            (TREE_NAME, &self.tree),
-        ]
-        .into_iter()
-        .all(|(name, want)| {
-            matches!(
-                digest::read_regular_bounded(&dir.join(name), want.len() as u64),
-                Ok(Some(have)) if have == *want
-            )
-        })
+fn sealed(dir: &Path, seal: &stream::Streamed, unchanged: bool) -> Sealed {
+    Sealed {
+        packet: dir.to_path_buf(),
+        tree_hash: seal.tree_hash,
+        files: seal.files,
+        bytes: seal.bytes,
+        unchanged,
     }
 }
 
-/// Hashes every payload file of `dir` (in parallel, results in path order) and renders the
-/// seal record, manifest and tree file that seal them. Errors: `FILE_CHANGED_WHILE_READ` for
-/// every file written while it was read; `Error::Io` for the first file that cannot be read.
-fn compute(dir: &Path, payload: &[walk::Found], jobs: Jobs) -> Result<Computed, Error> {
-    let runner = Runner::new(jobs, payload.len(), "sealing");
-    let hashed = runner.map_init(payload, digest::Opener::default, |opener, f| {
-        let read = digest::read_observed(
-            opener,
-            &dir.join(&f.rel),
-            PROFILE_LIMIT,
-            |bytes, _| Profile::of(bytes),
-            &mut |_| {},
-        );
-        if let Ok(r) = &read {
-            runner.done(r.len);
-        }
-        read
-    });
-    drop(runner);
-    let mut entries = Vec::with_capacity(payload.len() + 1);
-    let mut records = Vec::with_capacity(payload.len());
-    let mut total = 0u64;
-    let mut changed = Vec::new();
-    let mut reads = Vec::with_capacity(payload.len());
-    for (f, read) in payload.iter().zip(hashed) {
-        match read {
-            Ok(r) => reads.push(r),
-            Err(e) => match digest::ChangedWhileRead::of(&e) {
-                // Never seal a digest of no one state; say so for every such file.
-                Some(c) => changed.push(
-                    Reject::new(RejectCode::FileChangedWhileRead, c.to_string())
-                        .at_path(f.rel.clone()),
-                ),
-                None => {
-                    return Err(Error::io(
-                        format!("reading {}", dir.join(&f.rel).display()),
-                        e,
-                    ));
-                }
-            },
-        }
-    }
-    if !changed.is_empty() {
-        return Err(Error::Rejected(changed));
-    }
-    for (f, read) in payload.iter().zip(reads) {
-        total += read.len;
-        entries.push(Entry {
-            path: f.rel.clone(),
-            digest: read.digest,
-        });
-        records.push(FileRecord {
-            path: f.rel.clone(),
-            bytes: read.len,
-            profile: read.seen,
-        });
-    }
-    let record = SealRecord {
-        schema: SEAL_SCHEMA.to_string(),
-        files: records,
-    }
-    .render();
-    total += record.len() as u64;
-    entries.push(Entry {
-        path: SEAL_RECORD_NAME.to_string(),
-        digest: Digest::of(&record),
-    });
-    let manifest = Manifest::from_entries(entries);
-    let files = manifest.entries.len();
-    let manifest = manifest.render();
-    // Never seal what `verify` would refuse to read.
-    for (name, len, limit) in [
-        (
-            SEAL_RECORD_NAME,
-            record.len(),
-            super::record::SEAL_RECORD_LIMIT,
-        ),
-        (MANIFEST_NAME, manifest.len(), manifest::MANIFEST_LIMIT),
-    ] {
-        if len as u64 > limit {
-            return Err(refused(
-                format!(
-                    "{name} would be {len} bytes for {files} files, above the {limit}-byte limit verify reads: seal the evidence as several packets"
-                ),
-                dir,
-            ));
-        }
-    }
-    let tree_hash = Digest::of(&manifest);
-    let tree = manifest::render_tree_file(&tree_hash);
-    Ok(Computed {
-        record,
-        manifest,
-        tree,
-        tree_hash,
-        files,
-        bytes: total,
-    })
-}
-
-/// The payload files of the directory `dir` about to be sealed (every sealable file but the
-/// seal files), or why it cannot be: not a directory, already sealed without `reseal`, a file
-/// that cannot be sealed ([`sealable_files`]), or, unless `adding` sources, no file at all.
-/// Errors are `BUILD_REFUSED` naming `dir`, and the rejects of [`sealable_files`].
-fn payload_of(dir: &Path, reseal: bool, adding: bool) -> Result<Vec<walk::Found>, Error> {
+/// Refuses, with `BUILD_REFUSED` naming `dir`, a `dir` that is not a directory, or one that is
+/// already sealed unless `reseal`. `adding`: sources are to be copied in (it says so).
+fn refuse_unless_sealable(dir: &Path, reseal: bool, adding: bool) -> Result<(), Error> {
     if !fs::symlink_metadata(dir).is_ok_and(|m| m.is_dir()) {
         let why = if adding {
             "exists and is not a directory"
@@ -240,62 +91,7 @@ fn payload_of(dir: &Path, reseal: bool, adding: bool) -> Result<Vec<walk::Found>
         };
         return Err(refused(why.into(), dir));
     }
-    let payload: Vec<_> = sealable_files(dir)?
-        .into_iter()
-        .filter(|f| !RESERVED_NAMES.contains(&f.rel.as_str()))
-        .collect();
-    if payload.is_empty() && !adding {
-        return Err(refused(
-            "holds no file to seal: an empty packet proves nothing".into(),
-            dir,
-        ));
-    }
-    Ok(payload)
-}
-
-/// The regular files under `dir`, or every reason it cannot be sealed: symlinks, special
-/// files and unsafe names ([`walk::scan`]) and [`unsealable`] entries.
-fn sealable_files(dir: &Path) -> Result<Vec<walk::Found>, Error> {
-    let scan = walk::scan(dir, "").for_sealing();
-    let mut rejects = scan.rejects;
-    rejects.extend(unsealable(dir, &scan.files));
-    if rejects.is_empty() {
-        Ok(scan.files)
-    } else {
-        Err(Error::Rejected(rejects))
-    }
-}
-
-/// Files a packet root may not hold for sealing: a reserved seal name that is not a regular
-/// file (a directory named `packet_tree.sha256` would have its contents sealed and break the
-/// rename), and temporary files an interrupted run of `packet` left behind.
-fn unsealable(dir: &Path, files: &[walk::Found]) -> Vec<Reject> {
-    let mut out = Vec::new();
-    for name in RESERVED_NAMES {
-        if fs::symlink_metadata(dir.join(name)).is_ok_and(|m| !m.is_file()) {
-            out.push(
-                Reject::new(
-                    RejectCode::PathRejected,
-                    "a seal file name is taken by something that is not a regular file".into(),
-                )
-                .at_path(name.to_string()),
-            );
-        }
-    }
-    for f in files {
-        let base = f.rel.rsplit('/').next().unwrap_or(&f.rel);
-        if TEMP_PREFIXES.iter().any(|p| base.starts_with(p)) {
-            out.push(
-                Reject::new(
-                    RejectCode::PathRejected,
-                    "a temporary file of an interrupted packet run: remove it, it is not evidence"
-                        .into(),
-                )
-                .at_path(f.rel.clone()),
-            );
-        }
-    }
-    out
+    Ok(())
 }
 
 pub use crate::staging::TEMP_PREFIXES;
@@ -352,32 +148,6 @@ fn install(dir: &Path, staged: [(&str, tempfile::NamedTempFile); 3]) -> Result<(
     // Dropping the backups' TempPaths removes the old files' extra links.
     drop(backups);
     crate::staging::sync_dir(dir).map_err(|e| Error::io(ctx("syncing", dir), e))?;
-    Ok(())
-}
-
-fn stage(dir: &Path, name: &str, bytes: &[u8]) -> Result<tempfile::NamedTempFile, Error> {
-    let ctx = || format!("writing a seal file in {}", dir.display());
-    let mut tmp = tempfile::Builder::new()
-        .prefix(&crate::staging::temp_prefix(TEMP_PREFIXES[0]))
-        .tempfile_in(dir)
-        .map_err(|e| Error::io(ctx(), e))?;
-    tmp.write_all(bytes).map_err(|e| Error::io(ctx(), e))?;
-    // Temporary files are created 0600; a seal file is as readable as any other payload.
-    set_mode(tmp.path(), 0o644).map_err(|e| Error::io(ctx(), e))?;
-    // The fault hook matches the name the file is staged for, not its random temporary name.
-    crate::staging::injected_fault(&dir.join(name)).map_err(|e| Error::io(ctx(), e))?;
-    tmp.as_file().sync_all().map_err(|e| Error::io(ctx(), e))?;
-    Ok(tmp)
-}
-
-#[cfg(unix)]
-fn set_mode(path: &Path, mode: u32) -> std::io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    fs::set_permissions(path, fs::Permissions::from_mode(mode))
-}
-
-#[cfg(not(unix))]
-fn set_mode(_: &Path, _: u32) -> std::io::Result<()> {
     Ok(())
 }
 
@@ -632,17 +402,19 @@ pub fn build(out: &Path, sources: &[PathBuf], opts: SealOptions) -> Result<Seale
     }
     let mut mode = None;
     if exists {
-        // What is already there must be sealable too; refuse before copying anything.
-        let payload = payload_of(out, opts.reseal, !sources.is_empty())?;
+        refuse_unless_sealable(out, opts.reseal, !sources.is_empty())?;
         // A reseal of what is already sealed exactly so writes nothing: hashing in place
         // costs a read per file, staging a link and an unlink per file more. When the seal
         // differs, the staged links are hashed again below on purpose: a file renamed over
         // between this read and its link would otherwise be sealed with another file's digest.
         if sources.is_empty() && has_seal(out) {
-            let seal = compute(out, &payload, opts.jobs)?;
-            if seal.is_installed_in(out) {
-                return Ok(seal.sealed(out, true));
+            let seal = stream::seal(out, opts.jobs, stream::Mode::Compare)?;
+            if seal.same {
+                return Ok(sealed(out, &seal, true));
             }
+        } else {
+            // What is already there must be sealable too; refuse before copying anything.
+            stream::check(out, !sources.is_empty())?;
         }
         let meta = fs::symlink_metadata(out).map_err(|e| Error::io("reading the packet", e))?;
         mode = Some(meta.permissions());
@@ -675,7 +447,7 @@ pub fn build(out: &Path, sources: &[PathBuf], opts: SealOptions) -> Result<Seale
     let ctx = |p: &Path| format!("setting mode of {}", p.display());
     match mode {
         Some(perms) => fs::set_permissions(staging.path(), perms),
-        None => set_mode(staging.path(), 0o755),
+        None => crate::staging::set_mode(staging.path(), 0o755),
     }
     .map_err(|e| Error::io(ctx(staging.path()), e))?;
     crate::staging::sync_tree(staging.path())

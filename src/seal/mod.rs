@@ -14,6 +14,7 @@ pub mod pin;
 pub mod profile;
 pub mod record;
 pub mod staging;
+pub mod stream;
 pub mod strict;
 pub mod walk;
 

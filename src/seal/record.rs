@@ -44,19 +44,51 @@ impl SealRecord {
     /// The exact bytes written: a header, one compact JSON object per line (so diffs of a
     /// packet's record stay readable), and a final newline. Deterministic.
     pub fn render(&self) -> Vec<u8> {
-        let out = format!(
-            "{{\"schema\":{},\"files\":[",
-            serde_json::to_string(&self.schema).expect("string")
-        );
-        let mut out = out.into_bytes();
+        let mut out = record_head(&self.schema);
         out.reserve(self.files.len() * 96);
         for (i, f) in self.files.iter().enumerate() {
-            out.extend_from_slice(if i == 0 { b"\n" } else { b",\n" });
-            serde_json::to_writer(&mut out, f).expect("record serializes");
+            out.extend_from_slice(record_separator(i));
+            out.extend_from_slice(&render_record_line(&f.path, f.bytes, f.profile.as_ref()));
         }
-        out.extend_from_slice(b"\n]}\n");
+        out.extend_from_slice(RECORD_TAIL);
         out
     }
+}
+
+/// The bytes a seal record of `schema` (always [`SEAL_SCHEMA`] when sealing) starts with, up
+/// to its first file record.
+pub fn record_head(schema: &str) -> Vec<u8> {
+    format!(
+        "{{\"schema\":{},\"files\":[",
+        serde_json::to_string(schema).expect("string")
+    )
+    .into_bytes()
+}
+
+/// What goes before the `i`-th (0-based) file record of `SEAL.json`.
+pub fn record_separator(i: usize) -> &'static [u8] {
+    if i == 0 { b"\n" } else { b",\n" }
+}
+
+/// The bytes `SEAL.json` ends with, after its last file record (or its head, with none).
+pub const RECORD_TAIL: &[u8] = b"\n]}\n";
+
+/// One file's record as `SEAL.json` holds it: one compact JSON object, no line end. The same
+/// bytes as a [`FileRecord`] serializes to, without owning its path.
+pub fn render_record_line(path: &str, bytes: u64, profile: Option<&Profile>) -> Vec<u8> {
+    #[derive(Serialize)]
+    struct Line<'a> {
+        path: &'a str,
+        bytes: u64,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        profile: Option<&'a Profile>,
+    }
+    serde_json::to_vec(&Line {
+        path,
+        bytes,
+        profile,
+    })
+    .expect("a record serializes")
 }
 
 /// A seal record read for verification: every file's path and length, with its profile kept
@@ -176,6 +208,16 @@ mod tests {
             ],
         };
         let bytes = record.render();
+        // The borrowed line the streamed seal writes is the owned record's serialization.
+        let no_profile = FileRecord {
+            path: "big.bin".into(),
+            bytes: 1 << 40,
+            profile: None,
+        };
+        for f in record.files.iter().chain([&no_profile]) {
+            let line = render_record_line(&f.path, f.bytes, f.profile.as_ref());
+            assert_eq!(line, serde_json::to_vec(f).unwrap());
+        }
         let text = String::from_utf8(bytes.clone()).unwrap();
         assert_eq!(text.lines().count(), 4, "{text}");
         assert!(

@@ -303,6 +303,19 @@ pub fn set_dir_mode(_: &Path) -> io::Result<()> {
     Ok(())
 }
 
+#[cfg(unix)]
+/// Sets the permission bits of `path` to `mode` (nothing to do off Unix).
+pub fn set_mode(path: &Path, mode: u32) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(path, fs::Permissions::from_mode(mode))
+}
+
+#[cfg(not(unix))]
+/// Sets the permission bits of `path` to `mode` (nothing to do off Unix).
+pub fn set_mode(_: &Path, _: u32) -> std::io::Result<()> {
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

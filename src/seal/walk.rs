@@ -189,6 +189,11 @@ impl SortedWalk {
         walk
     }
 
+    /// Whether anything has been refused so far.
+    pub fn has_rejects(&self) -> bool {
+        !self.rejects.is_empty()
+    }
+
     /// Everything refused so far; complete once the walk has ended.
     pub fn rejects(&mut self) -> Vec<Reject> {
         std::mem::take(&mut self.rejects)
