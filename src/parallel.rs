@@ -64,17 +64,10 @@ impl Runner {
         }
     }
 
-    /// Runs `f` on every item on the pool; results come back in the order of `items`.
-    pub fn map<I: Sync, T: Send>(&self, items: &[I], f: impl Fn(&I) -> T + Sync + Send) -> Vec<T> {
-        match &self.pool {
-            Some(pool) => pool.install(|| items.par_iter().map(&f).collect()),
-            None => items.iter().map(&f).collect(),
-        }
-    }
-
-    /// [`Runner::map`] with a state made by `init` for each batch of neighbouring items a
-    /// worker takes on (an open directory kept from one file to the next, say), never shared
-    /// between threads or kept past this call.
+    /// Runs `f` on every item on the pool, results in the order of `items`, with a state made
+    /// by `init` for each batch of neighbouring items a worker takes on (an open directory
+    /// kept from one file to the next, say), never shared between threads or kept past this
+    /// call.
     pub fn map_init<I: Sync, S, T: Send>(
         &self,
         items: &[I],
@@ -208,10 +201,14 @@ mod tests {
                 items.len(),
                 "test",
             );
-            let out = r.map(&items, |i| {
-                r.done(1);
-                i * 3
-            });
+            let out = r.map_init(
+                &items,
+                || (),
+                |_, i| {
+                    r.done(1);
+                    i * 3
+                },
+            );
             assert_eq!(out, items.iter().map(|i| i * 3).collect::<Vec<_>>());
             assert_eq!(r.bytes.load(Ordering::Relaxed), 10_000);
         }
