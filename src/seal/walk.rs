@@ -74,6 +74,43 @@ fn list_dir<'s>(
     found: &'s Mutex<Scan>,
 ) {
     let mut out = Scan::default();
+    list(
+        &dir,
+        prefix,
+        &rel_dir,
+        false,
+        &mut out.rejects,
+        |name, is_dir| {
+            if is_dir {
+                let (path, sub) = (dir.join(name), format!("{rel_dir}{name}"));
+                s.spawn(move |s| list_dir(s, path, sub, prefix, found));
+            } else {
+                out.files.push(Found {
+                    rel: format!("{prefix}{rel_dir}{name}"),
+                });
+            }
+        },
+    );
+    let mut all = found.lock().unwrap_or_else(|e| e.into_inner());
+    all.files.append(&mut out.files);
+    all.rejects.append(&mut out.rejects);
+}
+
+/// Lists the directory `dir` (relative path `rel_dir`: empty for the root, else ending in
+/// `/`; `prefix` before it in every reject): calls `each` with every subdirectory's name
+/// ending in `/` (`true`) and every acceptable regular file's name (`false`), and refuses into
+/// `rejects` what cannot be read, names that are not UTF-8, symlinks, special files and unsafe
+/// names ([`check_path`] when `sealing`, else [`check_safe`]). Unchecked, a directory that
+/// cannot be listed would drop its whole subtree from the walk (and from a seal) without a
+/// word.
+fn list(
+    dir: &Path,
+    prefix: &str,
+    rel_dir: &str,
+    sealing: bool,
+    rejects: &mut Vec<Reject>,
+    mut each: impl FnMut(&str, bool),
+) {
     let here = || {
         let rel = format!("{prefix}{rel_dir}");
         let rel = rel.trim_end_matches('/');
@@ -83,79 +120,70 @@ fn list_dir<'s>(
             rel.to_string()
         }
     };
-    match fs::read_dir(&dir) {
-        // Unchecked, a directory that cannot be listed would drop its whole subtree from the
-        // walk (and from a seal) without a word.
-        Err(e) => out.rejects.push(
-            Reject::new(
-                RejectCode::FileUnreadable,
-                format!("directory cannot be read: {e}"),
-            )
-            .at_path(here()),
-        ),
-        Ok(entries) => {
-            for item in entries {
-                let entry = match item {
-                    Ok(e) => e,
-                    Err(e) => {
-                        out.rejects.push(
-                            Reject::new(RejectCode::FileUnreadable, format!("cannot read: {e}"))
-                                .at_path(here()),
-                        );
-                        break;
-                    }
+    let entries = match fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) => {
+            rejects.push(
+                Reject::new(
+                    RejectCode::FileUnreadable,
+                    format!("directory cannot be read: {e}"),
+                )
+                .at_path(here()),
+            );
+            return;
+        }
+    };
+    for item in entries {
+        let entry = match item {
+            Ok(e) => e,
+            Err(e) => {
+                rejects.push(
+                    Reject::new(RejectCode::FileUnreadable, format!("cannot read: {e}"))
+                        .at_path(here()),
+                );
+                break;
+            }
+        };
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else {
+            rejects.push(
+                Reject::new(RejectCode::PathRejected, "name is not valid UTF-8".into())
+                    .at_path(format!("{prefix}{rel_dir}{}", name.to_string_lossy())),
+            );
+            continue;
+        };
+        let rel = || format!("{prefix}{rel_dir}{name}");
+        let refusal = match entry.file_type() {
+            Ok(ft) if ft.is_dir() => {
+                each(&format!("{name}/"), true);
+                continue;
+            }
+            Ok(ft) if ft.is_file() => {
+                let checked = if sealing {
+                    check_path(&rel())
+                } else {
+                    check_safe(&rel())
                 };
-                let name = entry.file_name();
-                let Some(name) = name.to_str() else {
-                    out.rejects.push(
-                        Reject::new(RejectCode::PathRejected, "name is not valid UTF-8".into())
-                            .at_path(format!("{prefix}{rel_dir}{}", name.to_string_lossy())),
-                    );
-                    continue;
-                };
-                let ft = match entry.file_type() {
-                    Ok(ft) => ft,
-                    Err(e) => {
-                        out.rejects.push(
-                            Reject::new(RejectCode::FileUnreadable, format!("cannot read: {e}"))
-                                .at_path(format!("{prefix}{rel_dir}{name}")),
-                        );
+                match checked {
+                    Ok(()) => {
+                        each(name, false);
                         continue;
                     }
-                };
-                if ft.is_dir() {
-                    let (path, sub) = (entry.path(), format!("{rel_dir}{name}/"));
-                    s.spawn(move |s| list_dir(s, path, sub, prefix, found));
-                    continue;
+                    Err(why) => (RejectCode::PathRejected, format!("unsafe name: {why}")),
                 }
-                let rel = format!("{prefix}{rel_dir}{name}");
-                let kind = if ft.is_file() {
-                    None
-                } else if ft.is_symlink() {
-                    Some("a symlink (packets hold bytes, not links that can point anywhere)")
-                } else {
-                    Some("not a regular file (socket, device or fifo)")
-                };
-                if let Some(kind) = kind {
-                    out.rejects.push(
-                        Reject::new(RejectCode::PathRejected, format!("is {kind}")).at_path(rel),
-                    );
-                    continue;
-                }
-                if let Err(why) = check_safe(&rel) {
-                    out.rejects.push(
-                        Reject::new(RejectCode::PathRejected, format!("unsafe name: {why}"))
-                            .at_path(rel),
-                    );
-                    continue;
-                }
-                out.files.push(Found { rel });
             }
-        }
+            Ok(ft) if ft.is_symlink() => (
+                RejectCode::PathRejected,
+                "is a symlink (packets hold bytes, not links that can point anywhere)".into(),
+            ),
+            Ok(_) => (
+                RejectCode::PathRejected,
+                "is not a regular file (socket, device or fifo)".into(),
+            ),
+            Err(e) => (RejectCode::FileUnreadable, format!("cannot read: {e}")),
+        };
+        rejects.push(Reject::new(refusal.0, refusal.1).at_path(rel()));
     }
-    let mut all = found.lock().unwrap_or_else(|e| e.into_inner());
-    all.files.append(&mut out.files);
-    all.rejects.append(&mut out.rejects);
 }
 
 /// The regular files under a root one at a time, in the byte order of their relative paths
@@ -200,85 +228,15 @@ impl SortedWalk {
     }
 
     fn open(&mut self, rel_dir: String) {
-        let here = || {
-            let rel = format!("{}{rel_dir}", self.prefix);
-            let rel = rel.trim_end_matches('/');
-            if rel.is_empty() {
-                ".".to_string()
-            } else {
-                rel.to_string()
-            }
-        };
-        let entries = match fs::read_dir(self.root.join(&rel_dir)) {
-            Ok(e) => e,
-            Err(e) => {
-                let at = here();
-                self.rejects.push(
-                    Reject::new(
-                        RejectCode::FileUnreadable,
-                        format!("directory cannot be read: {e}"),
-                    )
-                    .at_path(at),
-                );
-                return;
-            }
-        };
         let mut listed = Vec::new();
-        for item in entries {
-            let entry = match item {
-                Ok(e) => e,
-                Err(e) => {
-                    let at = here();
-                    self.rejects.push(
-                        Reject::new(RejectCode::FileUnreadable, format!("cannot read: {e}"))
-                            .at_path(at),
-                    );
-                    break;
-                }
-            };
-            let name = entry.file_name();
-            let Some(name) = name.to_str() else {
-                let at = format!("{}{rel_dir}{}", self.prefix, name.to_string_lossy());
-                self.rejects.push(
-                    Reject::new(RejectCode::PathRejected, "name is not valid UTF-8".into())
-                        .at_path(at),
-                );
-                continue;
-            };
-            let rel = format!("{}{rel_dir}{name}", self.prefix);
-            let kind = match entry.file_type() {
-                Ok(ft) if ft.is_dir() => {
-                    listed.push((format!("{name}/"), true));
-                    continue;
-                }
-                Ok(ft) if ft.is_file() => None,
-                Ok(ft) if ft.is_symlink() => Some(
-                    "is a symlink (packets hold bytes, not links that can point anywhere)".into(),
-                ),
-                Ok(_) => Some("is not a regular file (socket, device or fifo)".into()),
-                Err(e) => {
-                    self.rejects.push(
-                        Reject::new(RejectCode::FileUnreadable, format!("cannot read: {e}"))
-                            .at_path(rel),
-                    );
-                    continue;
-                }
-            };
-            let refusal = kind.or_else(|| {
-                let checked = if self.sealing {
-                    check_path(&rel)
-                } else {
-                    check_safe(&rel)
-                };
-                checked.err().map(|why| format!("unsafe name: {why}"))
-            });
-            match refusal {
-                Some(why) => self
-                    .rejects
-                    .push(Reject::new(RejectCode::PathRejected, why).at_path(rel)),
-                None => listed.push((name.to_string(), false)),
-            }
-        }
+        list(
+            &self.root.join(&rel_dir),
+            &self.prefix,
+            &rel_dir,
+            self.sealing,
+            &mut self.rejects,
+            |name, is_dir| listed.push((name.to_string(), is_dir)),
+        );
         listed.sort_unstable_by(|a, b| b.0.as_bytes().cmp(a.0.as_bytes()));
         self.stack.push((rel_dir, listed));
     }
