@@ -42,16 +42,31 @@ impl Digest {
         if hex.len() != 64 {
             return None;
         }
-        let nibble = |b: u8| match b {
-            b'0'..=b'9' => Some(b - b'0'),
-            b'a'..=b'f' => Some(b - b'a' + 10),
-            _ => None,
+        // A table and one check at the end: a manifest line is parsed on every verify, and
+        // branching per digit cost more than hashing a small file's manifest line.
+        const INVALID: u8 = 0x10;
+        const NIBBLE: [u8; 256] = {
+            let mut t = [INVALID; 256];
+            let mut i = 0;
+            while i < 10 {
+                t[b'0' as usize + i] = i as u8;
+                i += 1;
+            }
+            let mut i = 0;
+            while i < 6 {
+                t[b'a' as usize + i] = 10 + i as u8;
+                i += 1;
+            }
+            t
         };
         let mut out = [0u8; 32];
+        let mut bad = 0u8;
         for (o, pair) in out.iter_mut().zip(hex.chunks_exact(2)) {
-            *o = nibble(pair[0])? << 4 | nibble(pair[1])?;
+            let (hi, lo) = (NIBBLE[pair[0] as usize], NIBBLE[pair[1] as usize]);
+            bad |= hi | lo;
+            *o = hi << 4 | (lo & 0x0f);
         }
-        Some(Digest(out))
+        (bad & INVALID == 0).then_some(Digest(out))
     }
 
     /// The form documents cite: the first and last `n` hex digits around an ellipsis.
@@ -418,6 +433,26 @@ mod tests {
         assert_eq!(Digest::from_hex(&d.to_hex().to_uppercase()), None);
         assert_eq!(Digest::from_hex(&d.to_hex()[1..]), None);
         assert_eq!(Digest::from_hex(&format!("{}g", &d.to_hex()[1..])), None);
+        // Every byte, in a high and a low nibble's place: only 0-9 and a-f are digits.
+        let hex = d.to_hex().into_bytes();
+        for b in 0..=255u8 {
+            for at in [0, 63] {
+                let mut h = hex.clone();
+                h[at] = b;
+                let Ok(text) = std::str::from_utf8(&h) else {
+                    continue;
+                };
+                let digit = b.is_ascii_digit() || (b'a'..=b'f').contains(&b);
+                assert_eq!(
+                    Digest::from_hex(text).is_some(),
+                    digit,
+                    "byte {b:#x} at {at}"
+                );
+                if digit {
+                    assert_eq!(Digest::from_hex(text).unwrap().to_hex().as_bytes(), &h[..]);
+                }
+            }
+        }
     }
 
     #[test]

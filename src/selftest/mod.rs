@@ -135,17 +135,17 @@ impl SelftestReport {
     }
 }
 
-type Mutation = fn(&Path) -> io::Result<()>;
+pub(crate) type Mutation = fn(&Path) -> io::Result<()>;
 
-struct Probe {
-    name: &'static str,
+pub(crate) struct Probe {
+    pub(crate) name: &'static str,
     code: RejectCode,
     cause: Option<RejectCode>,
-    mutate: Mutation,
+    pub(crate) mutate: Mutation,
     /// Verify with a pin that cannot match instead of none.
-    wrong_pin: bool,
+    pub(crate) wrong_pin: bool,
     /// Reseal after mutating: the failure must be caught by content checks, not the seal.
-    reseal: bool,
+    pub(crate) reseal: bool,
 }
 
 const A_DOC: &str = "reference/001_d6b50f88b93da72f.txt";
@@ -280,7 +280,8 @@ fn changed_while_read_probe(tmp: &Path, problems: &mut Vec<String>) -> ProbeResu
     judge(name, code, None, &report)
 }
 
-fn probes() -> Vec<Probe> {
+/// Every packet failure the self-test applies, one at a time, to the sealed fixtures.
+pub(crate) fn probes() -> Vec<Probe> {
     let p = |name, code, cause, mutate: Mutation| Probe {
         name,
         code,
@@ -513,7 +514,7 @@ fn write_fixtures(dir: &Path) -> io::Result<()> {
 }
 
 /// Seals a fresh copy of the fixtures in `dir`; returns its tree hash.
-fn sealed_fixtures(dir: &Path) -> Result<Digest, String> {
+pub(crate) fn sealed_fixtures(dir: &Path) -> Result<Digest, String> {
     fs::create_dir_all(dir).map_err(|e| e.to_string())?;
     write_fixtures(dir).map_err(|e| e.to_string())?;
     seal::seal_dir(dir, SealOptions::default())

@@ -97,7 +97,8 @@ impl Run<'_> {
                 }
             };
             let (Some((abs, renamed_from)), Some(outcome)) = (target, outcome) else {
-                let state = self.missing(entry, against_other, seal);
+                let stand_in = seal.record_bytes.as_deref().filter(|_| against_other);
+                let state = self.missing(entry, stand_in);
                 push(&|| FileResult {
                     path: entry.path.clone(),
                     found: None,
@@ -105,92 +106,9 @@ impl Run<'_> {
                 });
                 continue;
             };
-            let renamed_from = *renamed_from;
             let found = || self.dir.join(abs);
-            let mut hashed = match outcome {
-                Ok(h) => h,
-                Err(e) => {
-                    let reject = match digest::ChangedWhileRead::of(&e) {
-                        Some(changed) => {
-                            Reject::new(RejectCode::FileChangedWhileRead, changed.to_string())
-                        }
-                        None => {
-                            Reject::new(RejectCode::FileUnreadable, format!("cannot read: {e}"))
-                        }
-                    };
-                    self.file_reject(reject.at_path(entry.path.clone()));
-                    push(&|| FileResult {
-                        path: entry.path.clone(),
-                        found: Some(found()),
-                        state: FileState::Missing,
-                    });
-                    continue;
-                }
-            };
-            self.counts.bytes += hashed.len;
             let sealed_len = record_of.as_ref().and_then(|r| r[i]).map(|r| r.bytes);
-            let state = if hashed.digest == entry.digest {
-                self.counts.intact_files += 1;
-                if let Some(rec_len) = sealed_len.filter(|&n| n != hashed.len) {
-                    self.seal_reject(
-                        Reject::new(
-                            RejectCode::SealInconsistent,
-                            format!(
-                                "seal record says {rec_len} bytes, the file has {} with the sealed digest",
-                                hashed.len
-                            ),
-                        )
-                        .at_path(entry.path.clone()),
-                    );
-                }
-                match renamed_from {
-                    Some((other, how)) => {
-                        let d = drift::Diagnosis::path_only(&entry.path, other, how);
-                        self.push_renamed(entry, other, how, d);
-                        FileState::Renamed
-                    }
-                    None => {
-                        self.line(|| FileLine::new(&entry.path, "byte-exact"));
-                        FileState::Intact
-                    }
-                }
-            } else {
-                let (mut reject, rebuilt) = mismatch(entry, sealed_len, &mut hashed);
-                match renamed_from {
-                    Some((other, how)) => {
-                        let mut d = reject.diagnosis.take().expect("mismatch always diagnoses");
-                        d.causes
-                            .insert(0, drift::Cause::path(&entry.path, other, how));
-                        self.push_renamed(entry, other, how, d);
-                    }
-                    None => {
-                        self.line(|| {
-                            FileLine::drifted(&entry.path, None, reject.diagnosis.as_ref())
-                        });
-                        self.file_reject(reject);
-                    }
-                }
-                FileState::Drifted { rebuilt }
-            };
-            if let Some(checked) = hashed.evidence {
-                self.counts.rollback_documents += 1;
-                self.counts.rollback_entries += checked.entries;
-                for r in checked.rejects {
-                    self.file_reject(r);
-                }
-            } else if hashed.suspect {
-                self.counts.rollback_documents += 1;
-                self.file_reject(
-                    Reject::new(
-                        RejectCode::RollbackEvidenceMalformed,
-                        format!(
-                            "looks like rollback evidence but is {} bytes, above the {DIAGNOSE_LIMIT}-byte limit for validating it",
-                            hashed.len
-                        ),
-                    )
-                    .at_path(entry.path.clone()),
-                );
-            }
+            let state = self.settle(entry, sealed_len, *renamed_from, outcome);
             push(&|| FileResult {
                 path: entry.path.clone(),
                 found: Some(found()),
@@ -216,22 +134,110 @@ impl Run<'_> {
         results
     }
 
-    /// A sealed file that is not on disk under any name.
+    /// Settles one sealed file from what was read for it (under its own name, or under the
+    /// drifted name `renamed_from` gives): counts, rejects and drift diagnosis, and the
+    /// rollback evidence it holds. `sealed_len` is its length in the seal record, if any.
+    /// A file that could not be read is `FILE_UNREADABLE` (or `FILE_CHANGED_WHILE_READ`)
+    /// and counts as missing.
+    pub(crate) fn settle(
+        &mut self,
+        entry: &manifest::Entry,
+        sealed_len: Option<u64>,
+        renamed_from: Option<(&str, drift::NameDrift)>,
+        outcome: std::io::Result<Hashed>,
+    ) -> FileState {
+        let mut hashed = match outcome {
+            Ok(h) => h,
+            Err(e) => {
+                let reject = match digest::ChangedWhileRead::of(&e) {
+                    Some(changed) => {
+                        Reject::new(RejectCode::FileChangedWhileRead, changed.to_string())
+                    }
+                    None => Reject::new(RejectCode::FileUnreadable, format!("cannot read: {e}")),
+                };
+                self.file_reject(reject.at_path(entry.path.clone()));
+                return FileState::Missing;
+            }
+        };
+        self.counts.bytes += hashed.len;
+        let state = if hashed.digest == entry.digest {
+            self.counts.intact_files += 1;
+            if let Some(rec_len) = sealed_len.filter(|&n| n != hashed.len) {
+                self.seal_reject(
+                    Reject::new(
+                        RejectCode::SealInconsistent,
+                        format!(
+                            "seal record says {rec_len} bytes, the file has {} with the sealed digest",
+                            hashed.len
+                        ),
+                    )
+                    .at_path(entry.path.clone()),
+                );
+            }
+            match renamed_from {
+                Some((other, how)) => {
+                    let d = drift::Diagnosis::path_only(&entry.path, other, how);
+                    self.push_renamed(entry, other, how, d);
+                    FileState::Renamed
+                }
+                None => {
+                    self.line(|| FileLine::new(&entry.path, "byte-exact"));
+                    FileState::Intact
+                }
+            }
+        } else {
+            let (mut reject, rebuilt) = mismatch(entry, sealed_len, &mut hashed);
+            match renamed_from {
+                Some((other, how)) => {
+                    let mut d = reject.diagnosis.take().expect("mismatch always diagnoses");
+                    d.causes
+                        .insert(0, drift::Cause::path(&entry.path, other, how));
+                    self.push_renamed(entry, other, how, d);
+                }
+                None => {
+                    self.line(|| FileLine::drifted(&entry.path, None, reject.diagnosis.as_ref()));
+                    self.file_reject(reject);
+                }
+            }
+            FileState::Drifted { rebuilt }
+        };
+        if let Some(checked) = hashed.evidence {
+            self.counts.rollback_documents += 1;
+            self.counts.rollback_entries += checked.entries;
+            for r in checked.rejects {
+                self.file_reject(r);
+            }
+        } else if hashed.suspect {
+            self.counts.rollback_documents += 1;
+            self.file_reject(
+                Reject::new(
+                    RejectCode::RollbackEvidenceMalformed,
+                    format!(
+                        "looks like rollback evidence but is {} bytes, above the {DIAGNOSE_LIMIT}-byte limit for validating it",
+                        hashed.len
+                    ),
+                )
+                .at_path(entry.path.clone()),
+            );
+        }
+        state
+    }
+
+    /// A sealed file that is not on disk under any name. `stand_in` is the seal record's
+    /// authenticated bytes from an original, which stand in for a copy's missing `SEAL.json`.
     pub(crate) fn missing(
         &mut self,
         entry: &manifest::Entry,
-        against_other: bool,
-        seal: &Seal,
+        stand_in: Option<&[u8]>,
     ) -> FileState {
         if entry.path == SEAL_RECORD_NAME
-            && against_other
-            && let Some(bytes) = &seal.record_bytes
+            && let Some(bytes) = stand_in
         {
             self.notes.push(format!(
                 "{SEAL_RECORD_NAME} is not in the copy; the original's was used"
             ));
             self.counts.intact_files += 1;
-            return FileState::FromSeal(bytes.clone());
+            return FileState::FromSeal(bytes.to_vec());
         }
         let already = self.scan_rejected.contains(&entry.path);
         if !already {

@@ -9,6 +9,7 @@ pub mod report;
 mod files;
 mod load;
 mod run;
+mod stream;
 
 pub use load::seal_file_limit;
 pub(crate) use load::{Unread, read_regular};
@@ -148,12 +149,37 @@ pub fn verify(dir: &Path, opts: &VerifyOptions) -> Report {
 /// Verifies `dir` against the seal `opts` names and returns the report with per-file
 /// results. With `keep_rebuilt`, proven drift keeps the rebuilt original bytes (for restore).
 pub fn check(dir: &Path, opts: &VerifyOptions, keep_rebuilt: bool) -> Checked {
+    check_as(dir, opts, keep_rebuilt, true)
+}
+
+/// [`check`], streamed where it can be only when `may_stream` (the whole check is what the
+/// stream's answers are tested against).
+pub(crate) fn check_as(
+    dir: &Path,
+    opts: &VerifyOptions,
+    keep_rebuilt: bool,
+    may_stream: bool,
+) -> Checked {
     let mut run = Run::new(dir, opts);
     run.keep_seal = keep_rebuilt;
     if !fs::metadata(dir).is_ok_and(|m| m.is_dir()) {
         run.no_packet("no packet directory here");
         return run.finish(Vec::new(), None);
     }
+    if may_stream
+        && !keep_rebuilt
+        && opts.against.own_seal()
+        && let Some(checked) = stream::check(dir, opts)
+    {
+        return checked;
+    }
+    check_whole(dir, opts, keep_rebuilt, run)
+}
+
+/// [`check`] holding the whole seal and walk in memory: for what the stream does not read
+/// (a seal that drifted or is not in packet's own form, a check against an original, and
+/// restore, which needs every file's result).
+fn check_whole(dir: &Path, opts: &VerifyOptions, keep_rebuilt: bool, mut run: Run<'_>) -> Checked {
     let local = |name: &str| read_regular(&dir.join(name));
     // The walk does not depend on the seal: it runs while the seal is read and parsed.
     let (seal, scan) = std::thread::scope(|s| {
@@ -200,38 +226,53 @@ fn hash_on_disk(
     let indices: Vec<usize> = (0..targets.len()).collect();
     let outcomes = runner.map_init(&indices, digest::Opener::default, |opener, &i| {
         let (rel, _) = targets[i]?;
-        let abs = &dir.join(rel);
         let entry = &manifest.entries[i];
-        // Too large to parse: whether it is evidence is decided over all of its bytes as they
-        // stream past, so padding cannot move the schema out of sight.
-        let mut scan = rollback::SchemaScan::new();
-        let read = digest::read_observed(
-            opener,
-            abs,
-            DIAGNOSE_LIMIT,
-            |bytes, d| {
-                let finding = finding(entry, records, bytes, d, keep_rebuilt);
-                let evidence = evidence(bytes, &entry.path);
-                (finding, evidence)
-            },
-            &mut |chunk| scan.feed(chunk),
-        );
-        let out = read.map(|r| {
-            let suspect = r.seen.is_none() && scan.claims();
-            let (finding, evidence) = r.seen.unwrap_or((None, None));
-            Hashed {
-                digest: r.digest,
-                len: r.len,
-                finding,
-                evidence,
-                suspect,
-            }
-        });
+        let record = || records.and_then(|r| r.get(&entry.path));
+        let out = hash_one(opener, &dir.join(rel), entry, &record, keep_rebuilt);
         runner.done(out.as_ref().map_or(0, |h| h.len));
         Some(out)
     });
     drop(runner);
     outcomes
+}
+
+/// Hashes the file at `abs` that stands in for `entry`, diagnosing it (while its bytes are at
+/// hand) only when it mismatches, and checking it as rollback evidence when it claims to be.
+/// `record` gives the entry's seal record, looked up only for a mismatch.
+pub(crate) fn hash_one<'r>(
+    opener: &mut digest::Opener,
+    abs: &Path,
+    entry: &manifest::Entry,
+    record: &dyn Fn() -> Option<&'r crate::seal::LazyFile>,
+    keep_rebuilt: bool,
+) -> std::io::Result<Hashed> {
+    // Too large to parse: whether it is evidence is decided over all of its bytes as they
+    // stream past, so padding cannot move the schema out of sight.
+    let mut scan = rollback::SchemaScan::new();
+    let read = digest::read_observed(
+        opener,
+        abs,
+        DIAGNOSE_LIMIT,
+        |bytes, d| {
+            let finding = (*d != entry.digest)
+                .then(|| finding_of(entry, record(), bytes, d, keep_rebuilt))
+                .flatten();
+            let evidence = evidence(bytes, &entry.path);
+            (finding, evidence)
+        },
+        &mut |chunk| scan.feed(chunk),
+    );
+    read.map(|r| {
+        let suspect = r.seen.is_none() && scan.claims();
+        let (finding, evidence) = r.seen.unwrap_or((None, None));
+        Hashed {
+            digest: r.digest,
+            len: r.len,
+            finding,
+            evidence,
+            suspect,
+        }
+    })
 }
 
 /// The drift finding for a file whose digest `now` is not the sealed one (`None` when it is).
@@ -242,10 +283,25 @@ pub(crate) fn finding(
     now: &Digest,
     keep_rebuilt: bool,
 ) -> Option<Box<drift::Finding>> {
+    finding_of(
+        entry,
+        records.and_then(|r| r.get(&entry.path)),
+        bytes,
+        now,
+        keep_rebuilt,
+    )
+}
+
+/// [`finding`], given the file's own seal record.
+pub(crate) fn finding_of(
+    entry: &manifest::Entry,
+    record: Option<&crate::seal::LazyFile>,
+    bytes: &[u8],
+    now: &Digest,
+    keep_rebuilt: bool,
+) -> Option<Box<drift::Finding>> {
     (*now != entry.digest).then(|| {
-        let profile = records
-            .and_then(|r| r.get(&entry.path))
-            .and_then(|r| r.profile());
+        let profile = record.and_then(|r| r.profile());
         let mut f = drift::examine(&entry.digest, profile.as_ref(), bytes);
         if !keep_rebuilt {
             f.rebuilt = None;

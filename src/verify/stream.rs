@@ -1,0 +1,784 @@
+//! Verification as a stream, for a packet checked against its own seal (plain `verify`, or
+//! `--expect-tree`): the manifest, the seal record and a walk in manifest order
+//! ([`SortedWalk`]) are read in step, one line and one directory at a time, and the files are
+//! hashed on the pool a bounded window ahead ([`Runner::map_ordered`]). Memory grows with the
+//! widest directory, the window and the problems found, never with the number of files.
+//!
+//! It runs only where its answer is the whole check's answer, byte for byte: a manifest in
+//! the one form packet writes (every line `<64 hex>  <path>`, sorted, no BOM or CRLF, final
+//! newline) whose digest is its tree file's and every pin's, and a `SEAL.json` in the one
+//! layout packet writes (see [`crate::seal::record::record_head`]) whose digest is the manifest's.
+//! Pass 1 hashes the two seal files (holding one line at a time) and proves the digests; pass
+//! 2 reads them again through the same descriptors, checking every line's form as it goes,
+//! and hashes them again. Anything else (a seal file that drifted, a foreign or damaged
+//! manifest, a record another tool wrote, a seal file changed between the passes) gives
+//! `None` before anything is reported, and the whole check, which diagnoses it, runs instead.
+//! Files hashed before a late line gave the stream up are hashed again then: the price of a
+//! seal no packet wrote, paid only by such seals.
+
+use super::run::{Run, is_seal_file};
+use super::{Checked, VerifyOptions, hash_one};
+use crate::digest::{self, Digest};
+use crate::drift::pair_renamed;
+use crate::manifest::{self, Entry, MANIFEST_LIMIT, MANIFEST_NAME, TREE_NAME};
+use crate::parallel::Runner;
+use crate::reject::{Reject, RejectCode};
+use crate::seal::record::record_head;
+use crate::seal::{LazyFile, SEAL_RECORD_LIMIT, SEAL_RECORD_NAME, SEAL_SCHEMA};
+use crate::strict;
+use crate::walk::{Found, SortedWalk};
+use sha2::{Digest as _, Sha256};
+use std::fs::{self, File};
+use std::io::{BufRead, BufReader, Seek};
+use std::path::Path;
+
+/// Bytes read from a seal file at a time.
+const READ_BUFFER: usize = 256 * 1024;
+
+/// Verifies `dir` against its own seal as a stream, or `None` when the seal is not in the
+/// form the stream reads (see the module doc); nothing has been reported then.
+pub(crate) fn check(dir: &Path, opts: &VerifyOptions) -> Option<Checked> {
+    let proven = prove(dir, opts)?;
+    let mut run = Run::new(dir, opts);
+    run.tree.computed = Some(proven.tree.to_hex());
+    run.tree.recorded = Some(proven.tree.to_hex());
+    stream(&mut run, dir, opts, proven)?;
+    Some(run.finish(Vec::new(), None))
+}
+
+/// What pass 1 proved: the tree hash, and the seal files open for pass 2 with the digests
+/// they must hash to again.
+struct Proven {
+    tree: Digest,
+    manifest: File,
+    record: File,
+    record_digest: Digest,
+}
+
+/// Pass 1: whether the seal hashes as it must for the stream to read it (see the module doc):
+/// the manifest to its tree file and every pin, `SEAL.json` to the manifest's digest for it.
+/// Only hashes: whether every line is in packet's own form is seen in pass 2.
+fn prove(dir: &Path, opts: &VerifyOptions) -> Option<Proven> {
+    let manifest = open_seal_file(&dir.join(MANIFEST_NAME), MANIFEST_LIMIT)?;
+    let record = open_seal_file(&dir.join(SEAL_RECORD_NAME), SEAL_RECORD_LIMIT)?;
+    let (manifest_read, record_read) = std::thread::scope(|s| {
+        let records = s.spawn(|| {
+            let mut lines = Lines::new(record.try_clone().ok()?, SEAL_RECORD_LIMIT).ok()?;
+            while lines.next().ok()?.is_some() {}
+            Some(lines.finish())
+        });
+        let manifest_read = (|| {
+            let mut lines = Lines::new(manifest.try_clone().ok()?, MANIFEST_LIMIT).ok()?;
+            let mut record_digest = None;
+            while let Some(line) = lines.next().ok()? {
+                // The first line naming it; a second is a duplicate, which pass 2 sees.
+                if record_digest.is_none()
+                    && line.len() == 66 + SEAL_RECORD_NAME.len()
+                    && line.ends_with(SEAL_RECORD_NAME.as_bytes())
+                {
+                    record_digest = standard_line(line).map(|e| e.digest);
+                }
+            }
+            Some((lines.finish(), record_digest?))
+        })();
+        (manifest_read, records.join().ok().flatten())
+    });
+    let (tree, sealed_record) = manifest_read?;
+    if record_read? != sealed_record {
+        return None;
+    }
+    let recorded = super::read_regular(&dir.join(TREE_NAME)).ok()?;
+    let recorded = manifest::parse_tree_file(&recorded).ok()?;
+    let pins_hold = opts
+        .expect_tree
+        .iter()
+        .chain(match &opts.against {
+            super::Against::Tree(p) => Some(p),
+            _ => None,
+        })
+        .all(|p| p.matches(&tree));
+    (recorded.drift.is_none() && recorded.digest == tree && pins_hold).then_some(Proven {
+        tree,
+        manifest,
+        record,
+        record_digest: sealed_record,
+    })
+}
+
+/// A seal file that is a regular file (not a link) within its limit, open for reading.
+fn open_seal_file(path: &Path, limit: u64) -> Option<File> {
+    let meta = fs::symlink_metadata(path).ok()?;
+    if !meta.is_file() || meta.len() > limit {
+        return None;
+    }
+    digest::open_regular(path, false).ok()
+}
+
+/// Pass 2: the merge of manifest entries, seal records and the sorted walk, the hashing,
+/// and what only the end can settle (renamed, missing and unsealed files). `None` abandons
+/// the stream, before anything is reported: a line not in packet's own form, or a seal file
+/// that no longer hashes as pass 1 found (the whole check then reads what is there now).
+fn stream(run: &mut Run<'_>, dir: &Path, opts: &VerifyOptions, proven: Proven) -> Option<()> {
+    let mut seal = Merged {
+        manifest: ManifestLines::new(proven.manifest).ok()?,
+        records: RecordLines::new(proven.record).ok()?,
+        entries: 0,
+        next_record: None,
+        walk: SortedWalk::new(dir, "", false),
+        next_file: None,
+        abandoned: false,
+        not_recorded: Bucket::default(),
+        not_listed: Bucket::default(),
+        missing: Vec::new(),
+        extra: Vec::new(),
+    };
+    seal.next_record = seal.take_record();
+    seal.next_file = seal.walk.next();
+    let runner = Runner::new(opts.jobs, 0, "verifying");
+    runner.map_ordered(
+        std::iter::from_fn(|| seal.next_on_disk()),
+        digest::Opener::default,
+        |opener, (entry, record): (Entry, Option<LazyFile>)| {
+            let out = hash_one(
+                opener,
+                &dir.join(&entry.path),
+                &entry,
+                &|| record.as_ref(),
+                false,
+            );
+            runner.done(out.as_ref().map_or(0, |h| h.len));
+            (entry, record.map(|r| r.bytes), out)
+        },
+        |(entry, sealed_len, out)| {
+            run.settle(&entry, sealed_len, None, out);
+        },
+    );
+    drop(runner);
+    // The walk and the seal record run on past the last entry.
+    while let Some(f) = seal.next_file.take() {
+        seal.extra_file(f);
+        seal.next_file = seal.walk.next();
+    }
+    while let Some(r) = seal.next_record.take() {
+        seal.unlisted(r);
+        seal.next_record = seal.take_record();
+    }
+    // Every record is read by now; reading on past the tail proves nothing follows it.
+    if seal.abandoned || !matches!(seal.records.next(), Ok(None)) {
+        return None;
+    }
+    let (manifest, records) = (seal.manifest.finish(), seal.records.finish());
+    if manifest != proven.tree || records != proven.record_digest {
+        return None;
+    }
+    run.counts.sealed_files = seal.entries;
+    settle_seal_inconsistent(run, seal.not_recorded, seal.not_listed);
+
+    // Now the walk is over: what it refused, and what no sealed name was found for.
+    let walk_rejects = seal.walk.rejects();
+    run.scan_rejected = walk_rejects.iter().filter_map(|r| r.path.clone()).collect();
+    for r in walk_rejects {
+        run.file_reject(r);
+    }
+    let missing: Vec<&str> = seal.missing.iter().map(|(e, _)| e.path.as_str()).collect();
+    let extra: Vec<&str> = seal.extra.iter().map(String::as_str).collect();
+    let renamed = pair_renamed(&missing, &extra);
+    let mut opener = digest::Opener::default();
+    for (entry, record) in &seal.missing {
+        match renamed.get(entry.path.as_str()) {
+            Some(&(other, how)) => {
+                let out = hash_one(
+                    &mut opener,
+                    &dir.join(other),
+                    entry,
+                    &|| record.as_ref(),
+                    false,
+                );
+                run.settle(
+                    entry,
+                    record.as_ref().map(|r| r.bytes),
+                    Some((other, how)),
+                    out,
+                );
+            }
+            None => {
+                run.missing(entry, None);
+            }
+        }
+    }
+    let renamed_to: std::collections::BTreeSet<&str> =
+        renamed.values().map(|(other, _)| *other).collect();
+    for f in &seal.extra {
+        if !renamed_to.contains(f.as_str()) {
+            run.file_reject(
+                Reject::new(
+                    RejectCode::FileUnsealed,
+                    format!("{} but not in the manifest: added after sealing", run.place),
+                )
+                .at_path(f.clone()),
+            );
+        }
+    }
+    Some(())
+}
+
+/// `SEAL_INCONSISTENT` in the order the whole check reports it: entries without a record,
+/// records without an entry, then the lengths [`Run::settle`] found wrong (already in
+/// `seal_rejects`, the only seal rejects made while streaming), under one per-code cap.
+fn settle_seal_inconsistent(run: &mut Run<'_>, first: Bucket, second: Bucket) {
+    let code = RejectCode::SealInconsistent;
+    let lengths = std::mem::take(&mut run.seal_rejects);
+    let (_, lengths_left_out) = run.listed.remove(&code).unwrap_or_default();
+    for bucket in [first, second] {
+        for r in bucket.listed {
+            run.seal_reject(r);
+        }
+        run.listed.entry(code).or_default().1 += bucket.left_out;
+    }
+    for r in lengths {
+        run.seal_reject(r);
+    }
+    if lengths_left_out > 0 {
+        run.listed.entry(code).or_default().1 += lengths_left_out;
+    }
+}
+
+/// Rejects of one kind held until the end, the first [`super::REJECTS_LISTED_PER_CODE`]
+/// kept and the rest counted.
+#[derive(Default)]
+struct Bucket {
+    listed: Vec<Reject>,
+    left_out: usize,
+}
+
+impl Bucket {
+    fn push(&mut self, r: Reject) {
+        if self.listed.len() < super::REJECTS_LISTED_PER_CODE {
+            self.listed.push(r);
+        } else {
+            self.left_out += 1;
+        }
+    }
+}
+
+/// The three sorted streams of pass 2 and what their merge leaves for the end.
+struct Merged {
+    manifest: ManifestLines,
+    records: RecordLines,
+    /// Entries read so far.
+    entries: usize,
+    next_record: Option<LazyFile>,
+    walk: SortedWalk,
+    next_file: Option<Found>,
+    /// A seal line is not in packet's own form: the stream stops and is not used.
+    abandoned: bool,
+    not_recorded: Bucket,
+    not_listed: Bucket,
+    /// Sealed files not found under their name, with their records.
+    missing: Vec<(Entry, Option<LazyFile>)>,
+    /// Files found that no entry names (the seal files among them left out).
+    extra: Vec<String>,
+}
+
+impl Merged {
+    fn take_record(&mut self) -> Option<LazyFile> {
+        if self.abandoned {
+            return None;
+        }
+        self.records.next().unwrap_or_else(|()| {
+            self.abandoned = true;
+            None
+        })
+    }
+
+    fn unlisted(&mut self, r: LazyFile) {
+        self.not_listed.push(
+            Reject::new(
+                RejectCode::SealInconsistent,
+                format!("in {SEAL_RECORD_NAME} but not in the manifest"),
+            )
+            .at_path(r.path),
+        );
+    }
+
+    fn extra_file(&mut self, f: Found) {
+        if !is_seal_file(&f.rel) {
+            self.extra.push(f.rel);
+        }
+    }
+
+    /// The next entry found on disk under its own name, with its record; everything passed
+    /// on the way is sorted into the buckets.
+    fn next_on_disk(&mut self) -> Option<(Entry, Option<LazyFile>)> {
+        loop {
+            if self.abandoned {
+                return None;
+            }
+            let entry = match self.manifest.next() {
+                Ok(Some(e)) => e,
+                Ok(None) => return None,
+                Err(()) => {
+                    self.abandoned = true;
+                    return None;
+                }
+            };
+            self.entries += 1;
+            let key = entry.path.as_bytes();
+            while let Some(r) = self.next_record.take_if(|r| r.path.as_bytes() < key) {
+                self.unlisted(r);
+                self.next_record = self.take_record();
+            }
+            let record = match self.next_record.take_if(|r| r.path.as_bytes() == key) {
+                Some(r) => {
+                    self.next_record = self.take_record();
+                    Some(r)
+                }
+                None => {
+                    if entry.path != SEAL_RECORD_NAME {
+                        self.not_recorded.push(
+                            Reject::new(
+                                RejectCode::SealInconsistent,
+                                format!("in the manifest but not in {SEAL_RECORD_NAME}"),
+                            )
+                            .at_path(entry.path.clone()),
+                        );
+                    }
+                    None
+                }
+            };
+            while let Some(f) = self.next_file.take_if(|f| f.rel.as_bytes() < key) {
+                self.extra_file(f);
+                self.next_file = self.walk.next();
+            }
+            if self
+                .next_file
+                .take_if(|f| f.rel.as_bytes() == key)
+                .is_some()
+            {
+                self.next_file = self.walk.next();
+                return Some((entry, record));
+            }
+            self.missing.push((entry, record));
+        }
+    }
+}
+
+/// A seal file read line by line and hashed as it is read, within its size limit.
+struct Lines {
+    reader: BufReader<File>,
+    hasher: Sha256,
+    read: u64,
+    limit: u64,
+    line: Vec<u8>,
+}
+
+impl Lines {
+    /// Reads `file` from its start.
+    fn new(mut file: File, limit: u64) -> std::io::Result<Lines> {
+        file.rewind()?;
+        Ok(Lines {
+            reader: BufReader::with_capacity(READ_BUFFER, file),
+            hasher: Sha256::new(),
+            read: 0,
+            limit,
+            line: Vec::new(),
+        })
+    }
+
+    /// The next line without its newline, `None` at the end; `Err` for a read error, a last
+    /// line with no newline, or more bytes than the limit.
+    fn next(&mut self) -> Result<Option<&[u8]>, ()> {
+        self.line.clear();
+        let n = self
+            .reader
+            .read_until(b'\n', &mut self.line)
+            .map_err(drop)?;
+        self.read += n as u64;
+        if self.read > self.limit {
+            return Err(());
+        }
+        if n == 0 {
+            return Ok(None);
+        }
+        self.hasher.update(&self.line);
+        match self.line.strip_suffix(b"\n") {
+            Some(line) => Ok(Some(line)),
+            None => Err(()),
+        }
+    }
+
+    /// The digest of every byte read.
+    fn finish(self) -> Digest {
+        Digest(self.hasher.finalize().into())
+    }
+}
+
+/// `HASH_MANIFEST.txt` read as entries, each line in the one form packet writes and sorted
+/// after the one before; `Err` for any other line.
+struct ManifestLines {
+    lines: Lines,
+    last: Vec<u8>,
+}
+
+impl ManifestLines {
+    fn new(file: File) -> std::io::Result<ManifestLines> {
+        Ok(ManifestLines {
+            lines: Lines::new(file, MANIFEST_LIMIT)?,
+            last: Vec::new(),
+        })
+    }
+
+    fn next(&mut self) -> Result<Option<Entry>, ()> {
+        let Some(line) = self.lines.next()? else {
+            return Ok(None);
+        };
+        let entry = standard_line(line).ok_or(())?;
+        if !self.last.is_empty() && self.last.as_slice() >= entry.path.as_bytes() {
+            return Err(());
+        }
+        self.last.clear();
+        self.last.extend_from_slice(entry.path.as_bytes());
+        Ok(Some(entry))
+    }
+
+    fn finish(self) -> Digest {
+        self.lines.finish()
+    }
+}
+
+/// A manifest line `<64 lowercase hex>  <path>` that [`manifest::Manifest::parse`] takes
+/// without a reject: a safe NFC path, not a seal file's name.
+fn standard_line(line: &[u8]) -> Option<Entry> {
+    let line = std::str::from_utf8(line).ok()?;
+    if line.len() <= 66 || line.get(64..66) != Some("  ") {
+        return None;
+    }
+    let digest = Digest::from_hex(line.get(..64)?)?;
+    let path = &line[66..];
+    manifest::check_path(path).ok()?;
+    (path != MANIFEST_NAME && path != TREE_NAME).then(|| Entry {
+        path: path.to_string(),
+        digest,
+    })
+}
+
+/// `SEAL.json` read as records, in the layout [`crate::seal::SealRecord::render`] writes:
+/// the head line, one record per line (each but the last ending in `,`), then `]}`. Each
+/// record is checked as [`crate::seal::Records::parse`] checks the whole, and sorted after
+/// the one before; `Err` for anything else.
+struct RecordLines {
+    lines: Lines,
+    /// The last record ended without a comma: only the tail may follow.
+    last: bool,
+    ended: bool,
+    last_path: Option<String>,
+}
+
+impl RecordLines {
+    fn new(file: File) -> std::io::Result<RecordLines> {
+        let mut lines = Lines::new(file, SEAL_RECORD_LIMIT)?;
+        let head = record_head(SEAL_SCHEMA);
+        if lines.next() != Ok(Some(head.as_slice())) {
+            return Err(std::io::ErrorKind::InvalidData.into());
+        }
+        Ok(RecordLines {
+            lines,
+            last: false,
+            ended: false,
+            last_path: None,
+        })
+    }
+
+    fn next(&mut self) -> Result<Option<LazyFile>, ()> {
+        let line = self.lines.next()?;
+        if self.ended {
+            // Nothing may follow the tail.
+            return match line {
+                None => Ok(None),
+                Some(_) => Err(()),
+            };
+        }
+        let line = line.ok_or(())?;
+        if line == b"]}" {
+            self.ended = true;
+            return match self.lines.next()? {
+                None => Ok(None),
+                Some(_) => Err(()),
+            };
+        }
+        if self.last {
+            return Err(());
+        }
+        let json = match line.strip_suffix(b",") {
+            Some(json) => json,
+            None => {
+                self.last = true;
+                line
+            }
+        };
+        // The whole record nests two deeper than one of its lines (its object and array).
+        strict::check_text(json).map_err(drop)?;
+        if strict::max_depth(json) + 2 > strict::MAX_DEPTH {
+            return Err(());
+        }
+        let record: LazyFile = serde_json::from_slice(json).map_err(drop)?;
+        if self
+            .last_path
+            .as_ref()
+            .is_some_and(|p| p.as_bytes() >= record.path.as_bytes())
+        {
+            return Err(());
+        }
+        self.last_path = Some(record.path.clone());
+        Ok(Some(record))
+    }
+
+    /// The digest of every byte read.
+    fn finish(self) -> Digest {
+        self.lines.finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::{Manifest, render_tree_file};
+    use crate::seal::SealRecord;
+    use crate::selftest;
+    use crate::verify::{Against, check_as};
+
+    /// The report of the stream and of the whole check, as JSON, and whether the stream ran.
+    fn both(dir: &Path, opts: &VerifyOptions) -> (String, String, bool) {
+        let streamed = check(dir, opts).is_some();
+        let json = |may_stream| {
+            serde_json::to_string_pretty(&check_as(dir, opts, false, may_stream).report)
+                .expect("a report serializes")
+        };
+        (json(true), json(false), streamed)
+    }
+
+    /// Rewrites `SEAL.json` with `f` and seals that record into the manifest and tree file,
+    /// as a tool that rewrote the whole seal would: every digest agrees again.
+    fn rewrite_record(dir: &Path, render: impl FnOnce(SealRecord) -> Vec<u8>) {
+        let record: SealRecord =
+            serde_json::from_slice(&fs::read(dir.join(SEAL_RECORD_NAME)).unwrap()).unwrap();
+        let bytes = render(record);
+        fs::write(dir.join(SEAL_RECORD_NAME), &bytes).unwrap();
+        rewrite_manifest(dir, |m| {
+            m.entries
+                .iter_mut()
+                .find(|e| e.path == SEAL_RECORD_NAME)
+                .unwrap()
+                .digest = Digest::of(&bytes);
+            m.render()
+        });
+    }
+
+    /// Rewrites the manifest with `f` and records its new digest in the tree file.
+    fn rewrite_manifest(dir: &Path, f: impl FnOnce(&mut Manifest) -> Vec<u8>) {
+        let (mut manifest, rejects) = Manifest::parse(&fs::read(dir.join(MANIFEST_NAME)).unwrap());
+        assert!(rejects.is_empty());
+        let bytes = f(&mut manifest);
+        fs::write(dir.join(MANIFEST_NAME), &bytes).unwrap();
+        fs::write(dir.join(TREE_NAME), render_tree_file(&Digest::of(&bytes))).unwrap();
+    }
+
+    const DOC: &str = "reference/001_d6b50f88b93da72f.txt";
+
+    #[test]
+    fn every_selftest_failure_reports_as_the_whole_check_does() {
+        let tmp = tempfile::tempdir().unwrap();
+        let wrong_pin: crate::pin::Pin = Digest::of(b"another").to_hex().parse().unwrap();
+        let mut streamed = Vec::new();
+        for (i, probe) in selftest::probes().into_iter().enumerate() {
+            let dir = tmp.path().join(format!("p{i}"));
+            selftest::sealed_fixtures(&dir).unwrap();
+            if (probe.mutate)(&dir).is_err() {
+                continue;
+            }
+            if probe.reseal {
+                let opts = crate::seal::SealOptions {
+                    reseal: true,
+                    ..Default::default()
+                };
+                crate::seal::seal_dir(&dir, opts).unwrap();
+            }
+            let opts = VerifyOptions {
+                expect_tree: probe.wrong_pin.then(|| wrong_pin.clone()),
+                ..VerifyOptions::default()
+            };
+            let (stream, whole, used) = both(&dir, &opts);
+            assert_eq!(stream, whole, "probe {:?}", probe.name);
+            assert!(!stream.contains("\"PASS\""), "probe {:?}", probe.name);
+            if used {
+                streamed.push(probe.name);
+            }
+        }
+        // The stream reads every probe that leaves the seal files as packet wrote them.
+        for name in [
+            "digest mismatch at equal length",
+            "byte-length mismatch",
+            "UTF-8 BOM added",
+            "file name turned NFD",
+            "file name case changed",
+            "symlink in a packet",
+        ] {
+            assert!(
+                streamed.contains(&name),
+                "{name} not streamed: {streamed:?}"
+            );
+        }
+        for name in ["tree hash mismatch", "manifest rewritten to hide an edit"] {
+            assert!(!streamed.contains(&name), "{name} streamed");
+        }
+    }
+
+    /// One case: a mutation of freshly sealed fixtures, and whether the stream reads it.
+    type Case = (&'static str, fn(&Path), bool);
+
+    #[test]
+    fn seal_and_payload_damage_reports_as_the_whole_check_does() {
+        let cases: &[Case] = &[
+            ("untouched", |_| {}, true),
+            (
+                "record length off by one",
+                |d| {
+                    rewrite_record(d, |mut r| {
+                        r.files.iter_mut().find(|f| f.path == DOC).unwrap().bytes += 1;
+                        r.render()
+                    })
+                },
+                true,
+            ),
+            (
+                "a record dropped, one added",
+                |d| {
+                    rewrite_record(d, |mut r| {
+                        r.files.retain(|f| f.path != DOC);
+                        r.files.push(crate::seal::FileRecord {
+                            path: "reference/zz-never-sealed.txt".into(),
+                            bytes: 3,
+                            profile: None,
+                        });
+                        r.files.push(crate::seal::FileRecord {
+                            path: "~after-everything".into(),
+                            bytes: 3,
+                            profile: None,
+                        });
+                        r.files.sort_by(|a, b| a.path.cmp(&b.path));
+                        r.render()
+                    })
+                },
+                true,
+            ),
+            (
+                "records out of order",
+                |d| {
+                    rewrite_record(d, |mut r| {
+                        r.files.swap(0, 1);
+                        r.render()
+                    })
+                },
+                false,
+            ),
+            (
+                "record re-indented",
+                |d| rewrite_record(d, |r| serde_json::to_vec_pretty(&r).unwrap()),
+                false,
+            ),
+            (
+                "manifest out of order",
+                |d| {
+                    rewrite_manifest(d, |m| {
+                        let mut lines: Vec<String> = String::from_utf8(m.render())
+                            .unwrap()
+                            .lines()
+                            .map(|l| format!("{l}\n"))
+                            .collect();
+                        lines.swap(0, 1);
+                        lines.concat().into_bytes()
+                    })
+                },
+                false,
+            ),
+            (
+                "sealed file replaced by a symlink",
+                |d| {
+                    fs::remove_file(d.join(DOC)).unwrap();
+                    std::os::unix::fs::symlink("000_f85dc3b6917de17c.txt", d.join(DOC)).unwrap();
+                },
+                true,
+            ),
+            (
+                "sealed file replaced by a directory",
+                |d| {
+                    fs::remove_file(d.join("notes.md")).unwrap();
+                    fs::create_dir(d.join("notes.md")).unwrap();
+                    fs::write(d.join("notes.md/inside.md"), "x").unwrap();
+                },
+                true,
+            ),
+            (
+                "many at once",
+                |d| {
+                    fs::remove_file(d.join("evidence.json")).unwrap();
+                    fs::write(d.join("a-first.txt"), "new").unwrap();
+                    fs::write(d.join("zz-last.txt"), "new").unwrap();
+                    fs::write(d.join("reference/between.txt"), "new").unwrap();
+                    let doc = fs::read(d.join(DOC)).unwrap();
+                    fs::write(d.join(DOC), [b"\xEF\xBB\xBF".as_slice(), &doc].concat()).unwrap();
+                    fs::rename(d.join("tiếng-việt.txt"), d.join("TIẾNG-VIỆT.txt")).unwrap();
+                    fs::remove_file(d.join(SEAL_RECORD_NAME)).unwrap();
+                },
+                false,
+            ),
+            (
+                "many at once, seal record kept",
+                |d| {
+                    fs::remove_file(d.join("evidence.json")).unwrap();
+                    fs::write(d.join("a-first.txt"), "new").unwrap();
+                    fs::write(d.join("zz-last.txt"), "new").unwrap();
+                    fs::create_dir(d.join("zz-dir")).unwrap();
+                    fs::write(d.join("zz-dir/deep.txt"), "new").unwrap();
+                    let doc = fs::read(d.join(DOC)).unwrap();
+                    fs::write(d.join(DOC), [b"\xEF\xBB\xBF".as_slice(), &doc].concat()).unwrap();
+                    fs::rename(d.join("tiếng-việt.txt"), d.join("TIẾNG-VIỆT.txt")).unwrap();
+                },
+                true,
+            ),
+        ];
+        let tmp = tempfile::tempdir().unwrap();
+        for (i, (name, mutate, streams)) in cases.iter().enumerate() {
+            let dir = tmp.path().join(format!("c{i}"));
+            let tree = selftest::sealed_fixtures(&dir).unwrap();
+            mutate(&dir);
+            let (stream, whole, used) = both(&dir, &VerifyOptions::default());
+            assert_eq!(stream, whole, "{name}");
+            assert_eq!(used, *streams, "{name}: streamed");
+            // Another layout of a record with the same meaning is still a good seal.
+            let good = ["untouched", "records out of order", "record re-indented"];
+            assert_eq!(
+                stream.contains("\"PASS\""),
+                good.contains(name),
+                "{name}: {stream}"
+            );
+            if *name == "untouched" {
+                // A pin, given or as the seal: still the stream, still the whole's answer.
+                let pin: crate::pin::Pin = tree.to_hex()[..16].parse().unwrap();
+                for opts in [
+                    VerifyOptions {
+                        expect_tree: Some(pin.clone()),
+                        ..VerifyOptions::default()
+                    },
+                    VerifyOptions {
+                        against: Against::Tree(pin.clone()),
+                        ..VerifyOptions::default()
+                    },
+                ] {
+                    let (stream, whole, used) = both(&dir, &opts);
+                    assert!(used && stream == whole && stream.contains("\"pinned\""));
+                }
+            }
+        }
+    }
+}
