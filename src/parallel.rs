@@ -85,8 +85,9 @@ impl Runner {
 
     /// Runs `f` on every item `items` yields and hands each result to `sink`, in item order,
     /// on the calling thread. `items` is consumed on the calling thread too, so a walk can feed
-    /// the pool while it works. Items go out in chunks of [`ORDERED_CHUNK`] neighbours (one
-    /// `init` state per chunk); at most [`ORDERED_WINDOW`] items are in flight or waiting for
+    /// the pool while it works. Items go out in chunks of neighbours (one `init` state per
+    /// chunk): one item alone while little work is queued, so four large files hash on four
+    /// workers, growing to [`ORDERED_CHUNK`] as work piles up; at most [`ORDERED_WINDOW`] items are in flight or waiting for
     /// an earlier one, so memory stays bounded whatever the number of items, and a large file
     /// holds back only the results after it, never the hashing of the next ones. Counts every
     /// item into the progress bar's length. A panic in `f` is resumed on the calling thread.
@@ -124,8 +125,13 @@ impl Runner {
                     out.into_iter().for_each(&mut sink);
                 }
             };
+            // Chunks grow with the work already queued: while the pool could starve (the
+            // start, a few large files) every item goes out alone and any idle worker takes
+            // it; once thousands wait, chunks of ORDERED_CHUNK spread the cost of a task.
+            let threads = pool.current_num_threads().max(1);
             while items.peek().is_some() {
-                let chunk: Vec<I> = items.by_ref().take(ORDERED_CHUNK).collect();
+                let len = (in_flight / (4 * threads)).clamp(1, ORDERED_CHUNK);
+                let chunk: Vec<I> = items.by_ref().take(len).collect();
                 in_flight += chunk.len();
                 self.bar.inc_length(chunk.len() as u64);
                 let (tx, init, f, at) = (tx.clone(), &init, &f, sent);
@@ -251,6 +257,32 @@ mod tests {
             );
             assert_eq!(r.bar.length(), Some(50_000));
         }
+    }
+
+    #[test]
+    fn a_few_items_go_out_alone_to_every_worker() {
+        // Four large files must not queue behind one worker in one chunk.
+        let r = Runner::new(
+            Jobs {
+                threads: 2,
+                progress: false,
+            },
+            0,
+            "test",
+        );
+        let mut workers = std::collections::BTreeSet::new();
+        r.map_ordered(
+            0..4u32,
+            || (),
+            |_, _| {
+                std::thread::sleep(Duration::from_millis(30));
+                format!("{:?}", std::thread::current().id())
+            },
+            |id| {
+                workers.insert(id);
+            },
+        );
+        assert_eq!(workers.len(), 2, "{workers:?}");
     }
 
     #[test]
