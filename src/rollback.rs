@@ -3,10 +3,11 @@
 //!
 //! The document is a JSON object:
 //! `{"schema": "packet.rollback-evidence/1", "entries": [{"id": "RB-1", "before_hash": <64 hex>,
-//! "after_apply_hash": <64 hex>, "after_rollback_hash": <64 hex>, ...}], ...}`. Other members,
-//! in the document and in entries, are free for the producer (descriptions, row counts).
-//! Hashes are digests of the state the rollback protects (for a database, a logical state
-//! digest); hex digits may be of either case and are compared case-insensitively.
+//! "after_apply_hash": <64 hex>, "after_rollback_hash": <64 hex>, ...}], ...}`. The members
+//! the document and its entries may hold are closed lists ([`DOCUMENT_MEMBERS`],
+//! [`ENTRY_MEMBERS`]): a member no check reads is a place to hide anything. Hashes are digests
+//! of the state the rollback protects (for a database, a logical state digest), as 64
+//! lowercase hex digits, the one form the seal format writes.
 
 use crate::reject::Reject;
 use crate::reject::RejectCode;

@@ -70,7 +70,7 @@ pub struct CounterDiff {
 pub struct DiffReport {
     /// Always [`DIFF_SCHEMA`].
     pub schema: String,
-    /// The two snapshot files.
+    /// The first snapshot file.
     pub before: String,
     /// The second snapshot file.
     pub after: String,

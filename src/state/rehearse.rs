@@ -21,7 +21,7 @@ use std::path::Path;
 pub struct Rehearsal {
     /// The evidence, as written.
     pub evidence: Vec<u8>,
-    /// The three state digests.
+    /// The state digest before the apply.
     pub before: String,
     /// After the apply.
     pub after_apply: String,

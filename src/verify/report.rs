@@ -101,9 +101,10 @@ pub struct Report {
     pub subject: String,
     /// PASS only when `rejects` is empty.
     pub verdict: Verdict,
-    /// `pinned` when a pin was given and matched the computed tree hash, otherwise
-    /// `internal-consistency-only`: the packet agrees with its own seal, which anyone who
-    /// could change the files could also have rewritten.
+    /// `pinned` when a pin was given (`--expect-tree`, or `--against` a tree hash; a pin that
+    /// does not match is a `PIN_MISMATCH` reject, so a PASS that says `pinned` matched it),
+    /// otherwise `internal-consistency-only`: the packet agrees with its own seal, which
+    /// anyone who could change the files could also have rewritten.
     pub scope: String,
     /// Tree hashes (absent for `check-rollback`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
