@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Re-proves everything this repository claims, from scratch:
 #   1. builds packet (release);
-#   2. runs the self-test (every reject still fires, the control still passes);
+#   2. runs the self-test (every reject still fires, the control still passes), and the CI
+#      gate: every packet pinned to the tree hash packets.pins publishes;
 #   3. for every packet in packets/: checks the seal with GNU sha256sum (an independent
 #      implementation), rebuilds the packet from its sources in a temporary directory and
 #      pins the committed packet to the rebuilt tree hash with `packet verify --expect-tree`,
@@ -54,6 +55,8 @@ if [ ! -x "$bin" ]; then
 fi
 
 step "packet --selftest" "$bin" --selftest
+
+step "packet verify --pins packets.pins (every packet pinned to its published tree hash)" "$bin" verify --pins packets.pins
 
 step "rebuild packets from their sources" env PACKET="$bin" "$root/scripts/make-packets.sh" "$work/rebuilt"
 

@@ -17,6 +17,7 @@
 
 pub mod archive;
 pub mod drift;
+pub mod gate;
 pub mod parallel;
 pub mod reject;
 pub mod restore;

@@ -1,7 +1,7 @@
 //! The `packet` command line: parses arguments, calls the library, maps the outcome to an exit
 //! code (0 PASS, 1 any reject or failure, 2 usage error).
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 use packet::archive::{self, Compression, Limits};
 use packet::pack::{self, PackOptions};
 use packet::parallel::Jobs;
@@ -71,11 +71,17 @@ enum Command {
     /// packet directory or a packet archive (.tar or .tar.gz), which is verified in one
     /// streaming pass without extracting anything.
     #[command(
-        after_help = "Examples:\n  packet verify packets/run-42 --expect-tree 72b24b8a…787bb2\n  packet verify run-42.tar.gz --expect-tree 72b24b8a…787bb2"
+        after_help = "Examples:\n  packet verify packets/run-42 --expect-tree 72b24b8a…787bb2\n  packet verify run-42.tar.gz --expect-tree 72b24b8a…787bb2\n  packet verify --pins packets.pins"
     )]
     Verify {
         /// The packet directory or archive.
-        packet: PathBuf,
+        #[arg(required_unless_present = "pins")]
+        packet: Option<PathBuf>,
+        /// Verify every packet a pins file names, each pinned to its published tree hash
+        /// (lines `<tree hash>  <packet path>`, paths relative to the file; `#` comments):
+        /// the CI gate and pre-commit hook.
+        #[arg(long, value_name = "FILE", conflicts_with_all = ["packet", "expect_tree", "against"])]
+        pins: Option<PathBuf>,
         /// The tree hash the packet must have: 64 hex digits, or abbreviated as documents cite
         /// it (PREFIX…SUFFIX or PREFIX...SUFFIX).
         #[arg(long, value_name = "DIGEST")]
@@ -210,6 +216,22 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Print the completion script for SHELL, generated from this command line's own
+    /// definition.
+    #[command(
+        after_help = "Examples:\n  packet completions bash > ~/.local/share/bash-completion/completions/packet\n  packet completions zsh > ~/.zfunc/_packet\n  packet completions fish > ~/.config/fish/completions/packet.fish"
+    )]
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print a man page (roff) to stdout, generated from this command line's own definition,
+    /// or write one per command into a directory.
+    #[command(
+        after_help = "Examples:\n  packet man verify | man -l -\n  packet man --out ~/.local/share/man/man1"
+    )]
+    Man(ManArgs),
     /// Compare two snapshots of one database: the no-touch proof. Exit 0 only when every
     /// table is identical; the report carries every table's figures either way.
     #[command(after_help = "Example:\n  packet snapshot-diff before.json after.json")]
@@ -222,6 +244,16 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// The man pages `packet man` prints or writes.
+#[derive(Args)]
+struct ManArgs {
+    /// The command whose page to print (default: the page of packet itself).
+    command: Option<String>,
+    /// Write every page (packet.1 and packet-COMMAND.1 per command) into DIR instead.
+    #[arg(long, value_name = "DIR", conflicts_with = "command")]
+    out: Option<PathBuf>,
 }
 
 /// Bounds on what an archive may hold (verify and unpack of archives).
@@ -532,7 +564,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     if cli.selftest {
         let report = selftest::run()?;
         if cli.json {
-            println!("{}", serde_json::to_string_pretty(&report)?);
+            print!(
+                "{}",
+                packet::report::json_document(&report, report.passed())
+            );
         } else {
             emit(&report.render_text(), cli.quiet);
         }
@@ -551,11 +586,23 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }) => build(out, sources, reseal, json, jobs),
         Some(Command::Verify {
             packet,
+            pins,
             expect_tree,
             against,
             json,
             limits,
         }) => {
+            let packet = match (packet, pins) {
+                (Some(p), _) => p,
+                (None, Some(pins)) => {
+                    let report = packet::gate::verify_pins(&pins, jobs, &limits.limits());
+                    return Ok(print_report(&report, json, cli.quiet));
+                }
+                (None, None) => {
+                    eprintln!("packet: verify needs a PACKET or --pins FILE");
+                    return Ok(ExitCode::from(2));
+                }
+            };
             let Some(against) = parse_against(against.as_deref()) else {
                 return Ok(ExitCode::from(2));
             };
@@ -716,11 +763,48 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             json,
             cli.quiet,
         )),
+        Some(Command::Completions { shell }) => {
+            let mut cli = Cli::command();
+            clap_complete::generate(shell, &mut cli, "packet", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Command::Man(args)) => man(args),
         None => {
             eprintln!("packet: give a command or --selftest (see packet --help)");
             Ok(ExitCode::from(2))
         }
     }
+}
+
+/// `packet man`: one page to stdout, or every page into a directory.
+fn man(args: ManArgs) -> anyhow::Result<ExitCode> {
+    // `help` is no command a page is for.
+    let mut cli = Cli::command().disable_help_subcommand(true);
+    cli.build();
+    if let Some(dir) = args.out {
+        clap_mangen::generate_to(cli, &dir)
+            .map_err(|e| anyhow::anyhow!("writing man pages into {}: {e}", dir.display()))?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let page = match args.command.as_deref() {
+        None => cli,
+        Some(name) => match cli.find_subcommand(name) {
+            Some(sub) => {
+                let version = cli.get_version().unwrap_or_default().to_string();
+                sub.clone().name(format!("packet-{name}")).version(version)
+            }
+            None => {
+                let names: Vec<&str> = cli.get_subcommands().map(|c| c.get_name()).collect();
+                eprintln!(
+                    "packet: no command {name:?}; man pages exist for: {}",
+                    names.join(", ")
+                );
+                return Ok(ExitCode::from(2));
+            }
+        },
+    };
+    clap_mangen::Man::new(page).render(&mut std::io::stdout())?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn main() -> ExitCode {

@@ -31,6 +31,9 @@ pub enum RejectCode {
     TreeHashMismatch,
     /// The computed tree hash differs from the pin given with `--expect-tree`.
     PinMismatch,
+    /// A pins file (`verify --pins`) that cannot be read, is not UTF-8, has a line that is
+    /// not `<tree hash>  <packet path>`, pins one packet twice, or names no packet.
+    PinsMalformed,
     /// The seal record (`SEAL.json`) is unreadable, of an unknown schema, or lists a different
     /// set of files than the manifest.
     SealInconsistent,
@@ -174,6 +177,7 @@ impl RejectCode {
         RejectCode::TreeHashMalformed,
         RejectCode::TreeHashMismatch,
         RejectCode::PinMismatch,
+        RejectCode::PinsMalformed,
         RejectCode::SealInconsistent,
         RejectCode::Sha256Mismatch,
         RejectCode::ByteLengthMismatch,
@@ -231,6 +235,7 @@ impl RejectCode {
             RejectCode::TreeHashMalformed => "TREE_HASH_MALFORMED",
             RejectCode::TreeHashMismatch => "TREE_HASH_MISMATCH",
             RejectCode::PinMismatch => "PIN_MISMATCH",
+            RejectCode::PinsMalformed => "PINS_MALFORMED",
             RejectCode::SealInconsistent => "SEAL_INCONSISTENT",
             RejectCode::Sha256Mismatch => "SHA256_MISMATCH",
             RejectCode::ByteLengthMismatch => "BYTE_LENGTH_MISMATCH",
