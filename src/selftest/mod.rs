@@ -72,9 +72,14 @@ pub struct ProbeResult {
     pub fail_closed: bool,
 }
 
+/// The schema of a [`SelftestReport`] (`packet --selftest --json`).
+pub const SELFTEST_REPORT_SCHEMA: &str = "packet.selftest-report/1";
+
 /// The self-test's outcome.
 #[derive(Clone, Debug, Serialize)]
 pub struct SelftestReport {
+    /// Always [`SELFTEST_REPORT_SCHEMA`].
+    pub schema: String,
     /// The control packet's tree hash.
     pub control_tree: String,
     /// True when the untouched control verified (also with its full pin) and every fixture
@@ -681,6 +686,7 @@ pub fn run() -> io::Result<SelftestReport> {
     results.push(rehearsal_probe(tmp.path(), &mut problems));
 
     Ok(SelftestReport {
+        schema: SELFTEST_REPORT_SCHEMA.into(),
         control_tree: control_tree.to_hex(),
         control_accepted: problems.is_empty(),
         control_problems: problems,
@@ -1008,6 +1014,7 @@ mod tests {
         let r = judge("no change", RejectCode::Sha256Mismatch, None, &report);
         assert!(!r.fail_closed);
         let summary = SelftestReport {
+            schema: SELFTEST_REPORT_SCHEMA.into(),
             control_tree: String::new(),
             control_accepted: true,
             control_problems: vec![],
