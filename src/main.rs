@@ -764,9 +764,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             cli.quiet,
         )),
         Some(Command::Completions { shell }) => {
-            let mut cli = Cli::command();
-            clap_complete::generate(shell, &mut cli, "packet", &mut std::io::stdout());
-            Ok(ExitCode::SUCCESS)
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "packet", &mut script);
+            print_generated(&script)
         }
         Some(Command::Man(args)) => man(args),
         None => {
@@ -803,8 +803,20 @@ fn man(args: ManArgs) -> anyhow::Result<ExitCode> {
             }
         },
     };
-    clap_mangen::Man::new(page).render(&mut std::io::stdout())?;
-    Ok(ExitCode::SUCCESS)
+    let mut roff = Vec::new();
+    clap_mangen::Man::new(page).render(&mut roff)?;
+    print_generated(&roff)
+}
+
+/// Writes a generated script or page to stdout. A reader that stops early (`| head`) is not
+/// an error: what it read was what it wanted.
+fn print_generated(bytes: &[u8]) -> anyhow::Result<ExitCode> {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(bytes).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(ExitCode::SUCCESS),
+    }
 }
 
 fn main() -> ExitCode {
