@@ -112,9 +112,17 @@ impl Runner {
         pool.in_place_scope(|scope| {
             let mut waiting: std::collections::BTreeMap<usize, Vec<T>> = Default::default();
             let (mut sent, mut next, mut in_flight) = (0usize, 0usize, 0usize);
-            // Takes one finished chunk, then hands on every result now in order.
-            let mut receive = |next: &mut usize, in_flight: &mut usize| {
-                let (at, done) = rx.recv().expect("a sender is held while chunks are out");
+            // Takes one finished chunk (waiting for one when `wait`), then hands on every
+            // result now in order; false when none had finished.
+            let mut receive = |next: &mut usize, in_flight: &mut usize, wait: bool| {
+                let (at, done) = if wait {
+                    rx.recv().expect("a sender is held while chunks are out")
+                } else {
+                    match rx.try_recv() {
+                        Ok(message) => message,
+                        Err(_) => return false,
+                    }
+                };
                 match done {
                     Ok(out) => waiting.insert(at, out),
                     Err(panic) => std::panic::resume_unwind(panic),
@@ -124,12 +132,15 @@ impl Runner {
                     *in_flight -= out.len();
                     out.into_iter().for_each(&mut sink);
                 }
+                true
             };
-            // Chunks grow with the work already queued: while the pool could starve (the
-            // start, a few large files) every item goes out alone and any idle worker takes
-            // it; once thousands wait, chunks of ORDERED_CHUNK spread the cost of a task.
+            // Chunks grow with the work not yet handed on: while the pool could starve (the
+            // start, a few large files, a walk slower than the hashing) every item goes out
+            // alone and any idle worker takes it; once thousands wait, chunks of
+            // ORDERED_CHUNK spread the cost of a task.
             let threads = pool.current_num_threads().max(1);
             while items.peek().is_some() {
+                while receive(&mut next, &mut in_flight, false) {}
                 let len = (in_flight / (4 * threads)).clamp(1, ORDERED_CHUNK);
                 let chunk: Vec<I> = items.by_ref().take(len).collect();
                 in_flight += chunk.len();
@@ -144,11 +155,11 @@ impl Runner {
                     let _ = tx.send((at, out));
                 });
                 while in_flight >= ORDERED_WINDOW {
-                    receive(&mut next, &mut in_flight);
+                    receive(&mut next, &mut in_flight, true);
                 }
             }
             while next < sent {
-                receive(&mut next, &mut in_flight);
+                receive(&mut next, &mut in_flight, true);
             }
         });
     }
@@ -261,7 +272,8 @@ mod tests {
 
     #[test]
     fn a_few_items_go_out_alone_to_every_worker() {
-        // Four large files must not queue behind one worker in one chunk.
+        // Four large files must not queue behind one worker in one chunk: each item waits
+        // (up to 10 s) until a second one has started, which only another worker can do.
         let r = Runner::new(
             Jobs {
                 threads: 2,
@@ -270,12 +282,19 @@ mod tests {
             0,
             "test",
         );
+        let started = AtomicU64::new(0);
         let mut workers = std::collections::BTreeSet::new();
         r.map_ordered(
             0..4u32,
             || (),
             |_, _| {
-                std::thread::sleep(Duration::from_millis(30));
+                started.fetch_add(1, Ordering::SeqCst);
+                let since = Instant::now();
+                while started.load(Ordering::SeqCst) < 2
+                    && since.elapsed() < Duration::from_secs(10)
+                {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
                 format!("{:?}", std::thread::current().id())
             },
             |id| {

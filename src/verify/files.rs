@@ -2,7 +2,7 @@
 //! drift diagnosis, renamed files, missing and unsealed ones, and the rollback evidence among
 //! them.
 
-use super::run::{Hashed, Run, Seal, Target, is_seal_file, mismatch};
+use super::run::{Hashed, Run, Seal, Target, is_seal_file, mismatch, unsealed};
 use super::{Against, FileResult, FileState};
 use crate::digest::{self};
 use crate::drift::{self, DIAGNOSE_LIMIT, pair_renamed};
@@ -119,16 +119,7 @@ impl Run<'_> {
         let renamed_targets: BTreeSet<&str> = renamed.values().map(|(other, _)| *other).collect();
         for (f, listed) in scan.files.iter().zip(&disk_sealed) {
             if !is_seal_file(&f.rel) && !listed && !renamed_targets.contains(f.rel.as_str()) {
-                self.file_reject(
-                    Reject::new(
-                        RejectCode::FileUnsealed,
-                        format!(
-                            "{} but not in the manifest: added after sealing",
-                            self.place
-                        ),
-                    )
-                    .at_path(f.rel.clone()),
-                );
+                self.file_reject(unsealed(self.place, f.rel.clone()));
             }
         }
         results

@@ -2,7 +2,7 @@
 //! undone where it is proven), the pin, and the seal record, each read within its size limit
 //! from the packet itself or from the original it is a copy of.
 
-use super::run::{Run, Seal, pin_unprovable};
+use super::run::{Run, Seal, not_listed, not_recorded, pin_unprovable};
 use super::{Against, SealFiles};
 use crate::digest::{self, Digest};
 use crate::drift::{self, Proof};
@@ -378,24 +378,12 @@ impl Run<'_> {
         let recorded: Vec<&str> = map.paths().collect();
         for (e, record) in manifest.entries.iter().zip(map.aligned(&sealed)) {
             if e.path != SEAL_RECORD_NAME && record.is_none() {
-                self.seal_reject(
-                    Reject::new(
-                        RejectCode::SealInconsistent,
-                        format!("in the manifest but not in {SEAL_RECORD_NAME}"),
-                    )
-                    .at_path(e.path.clone()),
-                );
+                self.seal_reject(not_recorded(e.path.clone()));
             }
         }
         for (path, listed) in recorded.iter().zip(manifest::listed_in(&recorded, &sealed)) {
             if !listed {
-                self.seal_reject(
-                    Reject::new(
-                        RejectCode::SealInconsistent,
-                        format!("in {SEAL_RECORD_NAME} but not in the manifest"),
-                    )
-                    .at_path(path.to_string()),
-                );
+                self.seal_reject(not_listed(path.to_string()));
             }
         }
         (Some(map), Some(bytes))

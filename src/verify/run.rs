@@ -193,6 +193,39 @@ pub(crate) fn is_seal_file(rel: &str) -> bool {
     rel == MANIFEST_NAME || rel == TREE_NAME
 }
 
+/// `FILE_UNSEALED` for `path`, found `place` (`on disk`, `in the archive`).
+pub(crate) fn unsealed(place: &str, path: String) -> Reject {
+    Reject::new(
+        RejectCode::FileUnsealed,
+        format!("{place} but not in the manifest: added after sealing"),
+    )
+    .at_path(path)
+}
+
+/// `SEAL_INCONSISTENT` for a manifest entry that `SEAL.json` has no record of.
+pub(crate) fn not_recorded(path: String) -> Reject {
+    Reject::new(
+        RejectCode::SealInconsistent,
+        format!(
+            "in the manifest but not in {}",
+            crate::seal::SEAL_RECORD_NAME
+        ),
+    )
+    .at_path(path)
+}
+
+/// `SEAL_INCONSISTENT` for a record in `SEAL.json` that the manifest does not list.
+pub(crate) fn not_listed(path: String) -> Reject {
+    Reject::new(
+        RejectCode::SealInconsistent,
+        format!(
+            "in {} but not in the manifest",
+            crate::seal::SEAL_RECORD_NAME
+        ),
+    )
+    .at_path(path)
+}
+
 pub(crate) fn pin_unprovable() -> Reject {
     Reject::new(
         RejectCode::PinMismatch,

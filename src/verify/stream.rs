@@ -2,7 +2,8 @@
 //! `--expect-tree`): the manifest, the seal record and a walk in manifest order
 //! ([`SortedWalk`]) are read in step, one line and one directory at a time, and the files are
 //! hashed on the pool a bounded window ahead ([`Runner::map_ordered`]). Memory grows with the
-//! widest directory, the window and the problems found, never with the number of files.
+//! widest directory, the window and the problems found, never with the number of files
+//! (except with `--against` a tree hash, whose report lists every file).
 //!
 //! It runs only where its answer is the whole check's answer, byte for byte: a manifest in
 //! the one form packet writes (every line `<64 hex>  <path>`, sorted, no BOM or CRLF, final
@@ -16,7 +17,7 @@
 //! Files hashed before a late line gave the stream up are hashed again then: the price of a
 //! seal no packet wrote, paid only by such seals.
 
-use super::run::{Run, is_seal_file};
+use super::run::{Run, is_seal_file, not_listed, not_recorded, unsealed};
 use super::{Checked, VerifyOptions, hash_one};
 use crate::digest::{self, Digest};
 use crate::drift::pair_renamed;
@@ -172,7 +173,6 @@ fn stream(run: &mut Run<'_>, dir: &Path, opts: &VerifyOptions, proven: Proven) -
         return None;
     }
     run.counts.sealed_files = seal.entries;
-    settle_seal_inconsistent(run, seal.not_recorded, seal.not_listed);
 
     // Now the walk is over: what it refused, and what no sealed name was found for.
     let walk_rejects = seal.walk.rejects();
@@ -206,17 +206,17 @@ fn stream(run: &mut Run<'_>, dir: &Path, opts: &VerifyOptions, proven: Proven) -
             }
         }
     }
+    // The renamed files' lengths are in `seal_rejects` now too.
+    settle_seal_inconsistent(run, seal.not_recorded, seal.not_listed);
+    // Per-file lines (`--against` a tree hash) in manifest order, as the whole check has them:
+    // the missing and renamed came last.
+    run.lines
+        .sort_by(|a, b| a.path.as_bytes().cmp(b.path.as_bytes()));
     let renamed_to: std::collections::BTreeSet<&str> =
         renamed.values().map(|(other, _)| *other).collect();
     for f in &seal.extra {
         if !renamed_to.contains(f.as_str()) {
-            run.file_reject(
-                Reject::new(
-                    RejectCode::FileUnsealed,
-                    format!("{} but not in the manifest: added after sealing", run.place),
-                )
-                .at_path(f.clone()),
-            );
+            run.file_reject(unsealed(run.place, f.clone()));
         }
     }
     Some(())
@@ -224,10 +224,13 @@ fn stream(run: &mut Run<'_>, dir: &Path, opts: &VerifyOptions, proven: Proven) -
 
 /// `SEAL_INCONSISTENT` in the order the whole check reports it: entries without a record,
 /// records without an entry, then the lengths [`Run::settle`] found wrong (already in
-/// `seal_rejects`, the only seal rejects made while streaming), under one per-code cap.
+/// `seal_rejects`, the only seal rejects made while streaming, put in manifest order), under
+/// one per-code cap.
 fn settle_seal_inconsistent(run: &mut Run<'_>, first: Bucket, second: Bucket) {
     let code = RejectCode::SealInconsistent;
-    let lengths = std::mem::take(&mut run.seal_rejects);
+    let mut lengths = std::mem::take(&mut run.seal_rejects);
+    // Those of renamed files were made after the others: manifest order is path order.
+    lengths.sort_by(|a, b| a.path.cmp(&b.path));
     let (_, lengths_left_out) = run.listed.remove(&code).unwrap_or_default();
     for bucket in [first, second] {
         for r in bucket.listed {
@@ -292,13 +295,7 @@ impl Merged {
     }
 
     fn unlisted(&mut self, r: LazyFile) {
-        self.not_listed.push(
-            Reject::new(
-                RejectCode::SealInconsistent,
-                format!("in {SEAL_RECORD_NAME} but not in the manifest"),
-            )
-            .at_path(r.path),
-        );
+        self.not_listed.push(not_listed(r.path));
     }
 
     fn extra_file(&mut self, f: Found) {
@@ -335,13 +332,7 @@ impl Merged {
                 }
                 None => {
                     if entry.path != SEAL_RECORD_NAME {
-                        self.not_recorded.push(
-                            Reject::new(
-                                RejectCode::SealInconsistent,
-                                format!("in the manifest but not in {SEAL_RECORD_NAME}"),
-                            )
-                            .at_path(entry.path.clone()),
-                        );
+                        self.not_recorded.push(not_recorded(entry.path.clone()));
                     }
                     None
                 }
@@ -389,8 +380,10 @@ impl Lines {
     /// line with no newline, or more bytes than the limit.
     fn next(&mut self) -> Result<Option<&[u8]>, ()> {
         self.line.clear();
-        let n = self
-            .reader
+        // Never more than the limit into memory, even from a file that grew after its size
+        // was checked and holds no newline.
+        let room = (self.limit + 1).saturating_sub(self.read);
+        let n = std::io::Read::take(&mut self.reader, room)
             .read_until(b'\n', &mut self.line)
             .map_err(drop)?;
         self.read += n as u64;
@@ -500,6 +493,11 @@ impl RecordLines {
         }
         let line = line.ok_or(())?;
         if line == b"]}" {
+            // After a record that ended in a comma, the tail makes a trailing comma, which
+            // JSON (and so the whole check) refuses.
+            if self.last_path.is_some() && !self.last {
+                return Err(());
+            }
             self.ended = true;
             return match self.lines.next()? {
                 None => Ok(None),
@@ -672,6 +670,32 @@ mod tests {
                 true,
             ),
             (
+                "a record with a trailing comma",
+                |d| {
+                    rewrite_record(d, |r| {
+                        let text = String::from_utf8(r.render()).unwrap();
+                        let text = text.strip_suffix("\n]}\n").unwrap().to_string() + ",\n]}\n";
+                        text.into_bytes()
+                    })
+                },
+                false,
+            ),
+            (
+                "lengths off for a renamed file and a later one",
+                |d| {
+                    rewrite_record(d, |mut r| {
+                        for f in r.files.iter_mut() {
+                            if f.path == "evidence.json" || f.path == "notes.md" {
+                                f.bytes += 1;
+                            }
+                        }
+                        r.render()
+                    });
+                    fs::rename(d.join("evidence.json"), d.join("Evidence.json")).unwrap();
+                },
+                true,
+            ),
+            (
                 "records out of order",
                 |d| {
                     rewrite_record(d, |mut r| {
@@ -755,6 +779,13 @@ mod tests {
             let (stream, whole, used) = both(&dir, &VerifyOptions::default());
             assert_eq!(stream, whole, "{name}");
             assert_eq!(used, *streams, "{name}: streamed");
+            // Against the published tree hash the report lists every file, in manifest order.
+            let against = VerifyOptions {
+                against: Against::Tree(tree.to_hex().parse().unwrap()),
+                ..VerifyOptions::default()
+            };
+            let (listed, listed_whole, _) = both(&dir, &against);
+            assert_eq!(listed, listed_whole, "{name}, against its tree hash");
             // Another layout of a record with the same meaning is still a good seal.
             let good = ["untouched", "records out of order", "record re-indented"];
             assert_eq!(
