@@ -812,4 +812,139 @@ mod tests {
             }
         }
     }
+
+    /// One change to a sealed tree, by index into its sorted file list.
+    #[derive(Debug, Clone)]
+    enum Change {
+        Delete(usize),
+        Add(String),
+        Flip(usize, usize),
+        Bom(usize),
+        Upper(usize),
+        Nfd(usize),
+        RecordLength(usize),
+        DirInstead(usize),
+    }
+
+    fn change() -> impl proptest::strategy::Strategy<Value = Change> {
+        use proptest::prelude::*;
+        prop_oneof![
+            any::<usize>().prop_map(Change::Delete),
+            "[a-zé ]{1,8}(/[a-zé]{1,4})?".prop_map(Change::Add),
+            (any::<usize>(), any::<usize>()).prop_map(|(i, at)| Change::Flip(i, at)),
+            any::<usize>().prop_map(Change::Bom),
+            any::<usize>().prop_map(Change::Upper),
+            any::<usize>().prop_map(Change::Nfd),
+            any::<usize>().prop_map(Change::RecordLength),
+            any::<usize>().prop_map(Change::DirInstead),
+        ]
+    }
+
+    fn apply(dir: &Path, change: &Change) {
+        use unicode_normalization::UnicodeNormalization;
+        let mut files: Vec<String> = crate::walk::scan(dir, "")
+            .files
+            .into_iter()
+            .map(|f| f.rel)
+            .filter(|r| !is_seal_file(r) && r != SEAL_RECORD_NAME)
+            .collect();
+        files.sort();
+        if files.is_empty() {
+            return;
+        }
+        let pick = |i: usize| files[i % files.len()].clone();
+        match change {
+            Change::Delete(i) => fs::remove_file(dir.join(pick(*i))).unwrap(),
+            Change::Add(name) => {
+                let path = dir.join(name);
+                if fs::create_dir_all(path.parent().unwrap()).is_ok() && !path.exists() {
+                    let _ = fs::write(path, b"added after sealing\n");
+                }
+            }
+            Change::Flip(i, at) => {
+                let path = dir.join(pick(*i));
+                let mut bytes = fs::read(&path).unwrap();
+                if bytes.is_empty() {
+                    bytes.push(b'x');
+                } else {
+                    let at = at % bytes.len();
+                    bytes[at] ^= 0x20;
+                }
+                fs::write(path, bytes).unwrap();
+            }
+            Change::Bom(i) => {
+                let path = dir.join(pick(*i));
+                let bytes = fs::read(&path).unwrap();
+                fs::write(path, [b"\xEF\xBB\xBF".as_slice(), &bytes].concat()).unwrap();
+            }
+            Change::Upper(i) | Change::Nfd(i) => {
+                let rel = pick(*i);
+                let (parent, name) = rel.rsplit_once('/').unwrap_or(("", &rel));
+                let name: String = match change {
+                    Change::Upper(_) => name.to_uppercase(),
+                    _ => name.nfd().collect(),
+                };
+                let to = dir.join(parent).join(name);
+                if !to.exists() {
+                    fs::rename(dir.join(&rel), to).unwrap();
+                }
+            }
+            Change::RecordLength(i) => {
+                let rel = pick(*i);
+                rewrite_record(dir, |mut r| {
+                    if let Some(f) = r.files.iter_mut().find(|f| f.path == rel) {
+                        f.bytes += 1;
+                    }
+                    r.render()
+                })
+            }
+            Change::DirInstead(i) => {
+                let path = dir.join(pick(*i));
+                fs::remove_file(&path).unwrap();
+                fs::create_dir(&path).unwrap();
+                fs::write(path.join("inside"), b"x").unwrap();
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 64, ..Default::default() })]
+
+        /// Whatever happens to a sealed tree, the stream's report is the whole check's.
+        #[test]
+        fn any_damage_reports_as_the_whole_check_does(
+            files in proptest::collection::btree_map(
+                "[a-zé]{1,6}(/[a-zé ]{1,6})?",
+                proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64),
+                1..8,
+            ),
+            changes in proptest::collection::vec(change(), 0..4),
+        ) {
+            let tmp = tempfile::tempdir().unwrap();
+            let dir = tmp.path().join("p");
+            for (rel, bytes) in &files {
+                let path = dir.join(rel);
+                if fs::create_dir_all(path.parent().unwrap()).is_err() || path.is_dir() {
+                    continue;
+                }
+                let _ = fs::write(path, bytes);
+            }
+            let sealed = crate::seal::seal_dir(&dir, crate::seal::SealOptions::default());
+            proptest::prop_assume!(sealed.is_ok());
+            let tree = sealed.unwrap().tree_hash;
+            for c in &changes {
+                apply(&dir, c);
+            }
+            for opts in [
+                VerifyOptions::default(),
+                VerifyOptions {
+                    against: Against::Tree(tree.to_hex().parse().unwrap()),
+                    ..VerifyOptions::default()
+                },
+            ] {
+                let (stream, whole, _) = both(&dir, &opts);
+                proptest::prop_assert_eq!(stream, whole, "{:?}", changes);
+            }
+        }
+    }
 }
