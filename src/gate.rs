@@ -15,7 +15,7 @@ use crate::parallel::Jobs;
 use crate::pin::Pin;
 use crate::reject::{Reject, RejectCode, shown};
 use crate::report::{Outcome, Report, Verdict, json_document, mask_pass, plural};
-use crate::verify::{self, Against, VerifyOptions};
+use crate::verify::{Against, VerifyOptions};
 use serde::Serialize;
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
@@ -60,13 +60,7 @@ pub fn parse(bytes: &[u8], label: &str, base: &Path) -> (Vec<PinnedPacket>, Vec<
             continue;
         }
         let at = format!("{label}:{}", i + 1);
-        let Some((pin, given)) = line.split_once([' ', '\t']) else {
-            rejects.push(malformed(
-                at,
-                "expected `<tree hash>  <packet path>`: no path after the tree hash".into(),
-            ));
-            continue;
-        };
+        let (pin, given) = line.split_once([' ', '\t']).unwrap_or((line, ""));
         let given = given.trim_start_matches([' ', '\t']);
         let pin: Pin = match pin.parse() {
             Ok(p) => p,
@@ -76,7 +70,10 @@ pub fn parse(bytes: &[u8], label: &str, base: &Path) -> (Vec<PinnedPacket>, Vec<
             }
         };
         if given.is_empty() {
-            rejects.push(malformed(at, "no packet path after the tree hash".into()));
+            rejects.push(malformed(
+                at,
+                "expected `<tree hash>  <packet path>`: no packet path after the tree hash".into(),
+            ));
             continue;
         }
         if !seen.insert(given.to_string()) {
@@ -164,20 +161,7 @@ pub fn verify_pins(pins: &Path, jobs: Jobs, limits: &Limits) -> PinsReport {
                 against: Against::Itself,
                 jobs,
             };
-            let report = if std::fs::metadata(&p.path).is_ok_and(|m| m.is_file()) {
-                archive::check_archive(&p.path, &opts, limits, None).unwrap_or_else(|e| {
-                    Report::new(
-                        p.path.display().to_string(),
-                        vec![
-                            Reject::new(RejectCode::ArchiveMalformed, format!("cannot read: {e}"))
-                                .at_path(p.path.display().to_string()),
-                        ],
-                        Default::default(),
-                    )
-                })
-            } else {
-                verify::verify(&p.path, &opts)
-            };
+            let report = archive::verify_path(&p.path, &opts, limits);
             PinnedReport {
                 line: p.line,
                 pin: p.pin.given().to_string(),

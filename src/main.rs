@@ -562,20 +562,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(2));
     }
     if cli.selftest {
-        let report = selftest::run()?;
-        if cli.json {
-            print!(
-                "{}",
-                packet::report::json_document(&report, report.passed())
-            );
-        } else {
-            emit(&report.render_text(), cli.quiet);
-        }
-        return Ok(if report.passed() {
-            ExitCode::SUCCESS
-        } else {
-            ExitCode::from(1)
-        });
+        return Ok(print_report(&selftest::run()?, cli.json, cli.quiet));
     }
     match cli.command {
         Some(Command::Build {
@@ -611,11 +598,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 against,
                 jobs,
             };
-            let report = if std::fs::metadata(&packet).is_ok_and(|m| m.is_file()) {
-                archive::check_archive(&packet, &opts, &limits.limits(), None)?
-            } else {
-                verify::verify(&packet, &opts)
-            };
+            let report = archive::verify_path(&packet, &opts, &limits.limits());
             Ok(print_report(&report, json, cli.quiet))
         }
         Some(Command::Pack {

@@ -31,6 +31,33 @@ struct Streamed {
     unkept: bool,
 }
 
+/// Verifies `packet` as `packet verify PACKET` does: an archive (a regular file) in one
+/// streaming pass ([`check_archive`]), anything else as a packet directory
+/// ([`crate::verify::verify`]). Never fails: an archive that cannot be read is a reject.
+pub fn verify_path(
+    packet: &Path,
+    opts: &crate::verify::VerifyOptions,
+    limits: &crate::archive::Limits,
+) -> Report {
+    if !fs::metadata(packet).is_ok_and(|m| m.is_file()) {
+        return crate::verify::verify(packet, opts);
+    }
+    check_archive(packet, opts, limits, None).unwrap_or_else(|e| {
+        let at = packet.display().to_string();
+        Report::new(
+            at.clone(),
+            vec![
+                crate::reject::Reject::new(
+                    crate::reject::RejectCode::ArchiveMalformed,
+                    format!("cannot read: {e}"),
+                )
+                .at_path(at),
+            ],
+            Default::default(),
+        )
+    })
+}
+
 /// Verifies a packet archive (`.tar`, or gzip-compressed) in one streaming pass, without
 /// extracting it, and reports exactly as [`crate::verify::verify`] does for the directory: same reject codes,
 /// same drift diagnosis, same tree hash, plus the `ARCHIVE_*` codes of [`crate::archive`] for

@@ -7,5 +7,5 @@ pub mod format;
 pub mod pack;
 pub mod unpack;
 
-pub use check::{ARCHIVE_RETAIN_LIMIT, check_archive};
+pub use check::{ARCHIVE_RETAIN_LIMIT, check_archive, verify_path};
 pub use format::*;

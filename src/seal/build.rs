@@ -224,7 +224,7 @@ fn plan(out: &Path, sources: &[PathBuf]) -> Result<Vec<Copy>, Error> {
                 );
                 continue;
             }
-            let scan = walk::scan(src, &format!("{name}/")).for_sealing();
+            let scan = walk::scan(src, &format!("{name}/"), true);
             rejects.extend(scan.rejects);
             copies.extend(scan.files.into_iter().map(|f| Copy {
                 src: src.join(&f.rel[name.len() + 1..]),

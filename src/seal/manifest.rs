@@ -80,13 +80,8 @@ impl Manifest {
     /// The exact bytes of `HASH_MANIFEST.txt`.
     pub fn render(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.entries.len() * 100);
-        let mut hex = [0u8; 64];
         for e in &self.entries {
-            hex::encode_to_slice(e.digest.0, &mut hex).expect("64 hex digits for 32 bytes");
-            out.extend_from_slice(&hex);
-            out.extend_from_slice(b"  ");
-            out.extend_from_slice(e.path.as_bytes());
-            out.push(b'\n');
+            render_line(&mut out, &e.digest, &e.path);
         }
         out
     }
@@ -175,113 +170,23 @@ impl Manifest {
         for (i, raw) in lines.into_iter().enumerate() {
             let n = i + 1;
             let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
-            let Ok(line) = std::str::from_utf8(raw) else {
-                line_reject(
-                    &mut rejects,
-                    &mut listed,
-                    &mut left_out,
-                    malformed(n, "line is not valid UTF-8".into()),
-                );
-                continue;
+            // The one form packet writes is taken at once; only other lines are examined
+            // for what is wrong with them.
+            let entry = match standard_line(raw).map_or_else(|| nonstandard_line(raw), Ok) {
+                Ok(entry) => entry,
+                Err(why) => {
+                    line_reject(&mut rejects, &mut listed, &mut left_out, malformed(n, why));
+                    continue;
+                }
             };
-            if line.starts_with('\\') {
-                line_reject(&mut rejects, &mut listed, &mut left_out, malformed(
-                    n,
-                    "backslash-escaped name (coreutils form for names holding \\ or a newline); \
-                     packet refuses such names"
-                        .into(),
-                ));
-                continue;
-            }
-            // A line of the one form packet writes cannot be any of the foreign ones: the
-            // look for those is only paid for lines that are not.
-            let standard = line
-                .get(..64)
-                .and_then(Digest::from_hex)
-                .filter(|_| line.len() > 66 && line.get(64..66) == Some("  "));
-            if let Some(why) = standard.is_none().then(|| foreign_form(line)).flatten() {
-                line_reject(
-                    &mut rejects,
-                    &mut listed,
-                    &mut left_out,
-                    malformed(n, why.into()),
-                );
-                continue;
-            }
-            let (Some(hex), Some(sep), Some(path)) =
-                (line.get(..64), line.get(64..66), line.get(66..))
-            else {
-                line_reject(
-                    &mut rejects,
-                    &mut listed,
-                    &mut left_out,
-                    malformed(
-                        n,
-                        format!("expected `<64 hex>  <path>`, got {}", quoted(line)),
-                    ),
-                );
-                continue;
-            };
-            let Some(digest) = standard.or_else(|| Digest::from_hex(hex)) else {
-                line_reject(
-                    &mut rejects,
-                    &mut listed,
-                    &mut left_out,
-                    malformed(
-                        n,
-                        format!("digest {} is not 64 lowercase hex digits", quoted(hex)),
-                    ),
-                );
-                continue;
-            };
-            if sep == " *" {
-                line_reject(
-                    &mut rejects,
-                    &mut listed,
-                    &mut left_out,
-                    malformed(
-                        n,
-                        "`*` binary-mode marker (sha256sum -b form); packet writes two spaces"
-                            .into(),
-                    ),
-                );
-                continue;
-            }
-            if sep != "  " {
-                line_reject(
-                    &mut rejects,
-                    &mut listed,
-                    &mut left_out,
-                    malformed(n, "digest and path must be separated by two spaces".into()),
-                );
-                continue;
-            }
-            if let Err(why) = check_path(path) {
-                line_reject(
-                    &mut rejects,
-                    &mut listed,
-                    &mut left_out,
-                    malformed(n, format!("unsafe path {}: {why}", quoted(path))),
-                );
-                continue;
-            }
-            if path == MANIFEST_NAME || path == TREE_NAME {
-                line_reject(
-                    &mut rejects,
-                    &mut listed,
-                    &mut left_out,
-                    malformed(n, format!("the manifest may not list the seal file {path}")),
-                );
-                continue;
-            }
             if let Some(prev) = entries.last() {
-                match prev.path.as_bytes().cmp(path.as_bytes()) {
+                match prev.path.as_bytes().cmp(entry.path.as_bytes()) {
                     std::cmp::Ordering::Equal => {
                         line_reject(
                             &mut rejects,
                             &mut listed,
                             &mut left_out,
-                            malformed(n, format!("duplicate path {}", quoted(path))),
+                            malformed(n, format!("duplicate path {}", quoted(&entry.path))),
                         );
                         continue;
                     }
@@ -294,7 +199,7 @@ impl Manifest {
                                 n,
                                 format!(
                                     "{} is out of order (lines must be sorted by path bytes)",
-                                    quoted(path)
+                                    quoted(&entry.path)
                                 ),
                             ),
                         );
@@ -302,10 +207,7 @@ impl Manifest {
                     std::cmp::Ordering::Less => {}
                 }
             }
-            entries.push(Entry {
-                path: path.to_string(),
-                digest,
-            });
+            entries.push(entry);
         }
         if left_out > 0 {
             rejects.push(
@@ -323,6 +225,87 @@ impl Manifest {
         entries.dedup_by(|a, b| a.path == b.path);
         (Manifest { entries }, rejects)
     }
+}
+
+/// What is wrong with a manifest line (without its newline) that is not a
+/// [`standard_line`], or its entry when it is one after all.
+fn nonstandard_line(raw: &[u8]) -> Result<Entry, String> {
+    let Ok(line) = std::str::from_utf8(raw) else {
+        return Err("line is not valid UTF-8".into());
+    };
+    if line.starts_with('\\') {
+        return Err(
+            "backslash-escaped name (coreutils form for names holding \\ or a newline); \
+                    packet refuses such names"
+                .into(),
+        );
+    }
+    let standard_form = line
+        .get(..64)
+        .and_then(Digest::from_hex)
+        .filter(|_| line.len() > 66 && line.get(64..66) == Some("  "));
+    if let Some(why) = standard_form
+        .is_none()
+        .then(|| foreign_form(line))
+        .flatten()
+    {
+        return Err(why.into());
+    }
+    let (Some(hex), Some(sep), Some(path)) = (line.get(..64), line.get(64..66), line.get(66..))
+    else {
+        return Err(format!("expected `<64 hex>  <path>`, got {}", quoted(line)));
+    };
+    let Some(digest) = standard_form.or_else(|| Digest::from_hex(hex)) else {
+        return Err(format!(
+            "digest {} is not 64 lowercase hex digits",
+            quoted(hex)
+        ));
+    };
+    if sep == " *" {
+        return Err("`*` binary-mode marker (sha256sum -b form); packet writes two spaces".into());
+    }
+    if sep != "  " {
+        return Err("digest and path must be separated by two spaces".into());
+    }
+    if let Err(why) = check_path(path) {
+        return Err(format!("unsafe path {}: {why}", quoted(path)));
+    }
+    if path == MANIFEST_NAME || path == TREE_NAME {
+        return Err(format!("the manifest may not list the seal file {path}"));
+    }
+    Ok(Entry {
+        path: path.to_string(),
+        digest,
+    })
+}
+
+/// Appends the manifest line of `path` sealed with `digest`: `<64 lowercase hex>  <path>\n`,
+/// the one form packet writes (GNU `sha256sum` text mode).
+pub fn render_line(out: &mut Vec<u8>, digest: &Digest, path: &str) {
+    let mut hex = [0u8; 64];
+    hex::encode_to_slice(digest.0, &mut hex).expect("64 hex digits for 32 bytes");
+    out.extend_from_slice(&hex);
+    out.extend_from_slice(b"  ");
+    out.extend_from_slice(path.as_bytes());
+    out.push(b'\n');
+}
+
+/// A manifest line (without its newline) in the one form packet writes, which
+/// [`Manifest::parse`] takes without a reject: 64 lowercase hex digits, two spaces, a safe NFC
+/// path ([`check_path`]) that is not a seal file's name. `None` for any other line; the
+/// parse then says what is wrong with it.
+pub fn standard_line(line: &[u8]) -> Option<Entry> {
+    let line = std::str::from_utf8(line).ok()?;
+    if line.len() <= 66 || line.get(64..66) != Some("  ") {
+        return None;
+    }
+    let digest = Digest::from_hex(line.get(..64)?)?;
+    let path = &line[66..];
+    check_path(path).ok()?;
+    (path != MANIFEST_NAME && path != TREE_NAME).then(|| Entry {
+        path: path.to_string(),
+        digest,
+    })
 }
 
 /// Names the line forms that `sha256sum -c` (or a BSD `shasum`) reads and packet refuses:

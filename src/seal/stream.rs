@@ -76,15 +76,15 @@ pub fn check(dir: &Path, may_be_empty: bool) -> Result<usize, Error> {
 /// `BUILD_REFUSED` for no payload file, or a manifest or seal record above the limits verify
 /// reads ([`MANIFEST_LIMIT`], [`SEAL_RECORD_LIMIT`]).
 pub fn seal(dir: &Path, jobs: Jobs, mode: Mode) -> Result<Streamed, Error> {
-    let mut rejects = unsealable_names(dir);
+    let refusals = RefCell::new(unsealable_names(dir));
     // The root is listed here, before anything is staged in it: staged files are never walked.
     let mut walk = SortedWalk::new(dir, "", true);
     let mut out = match mode {
         Mode::Stage => Outputs::stage(dir)?,
         Mode::Compare => Outputs::compare(dir),
     };
-    let stopped = Cell::new(false);
-    let extra = RefCell::new(Vec::new());
+    // Once anything is refused nothing more is hashed: the walk goes on only to name it all.
+    let stopped = Cell::new(!refusals.borrow().is_empty());
     let (mut files, mut bytes) = (0usize, 0u64);
     let mut first_io: Option<Error> = None;
     let mut changed = Vec::new();
@@ -94,8 +94,8 @@ pub fn seal(dir: &Path, jobs: Jobs, mode: Mode) -> Result<Streamed, Error> {
         let queue = std::iter::from_fn(|| {
             loop {
                 let f = walk.next()?;
-                let f = payload(f, &mut extra.borrow_mut());
-                if walk.has_rejects() || !extra.borrow().is_empty() {
+                let f = payload(f, &mut refusals.borrow_mut());
+                if walk.has_rejects() || !refusals.borrow().is_empty() {
                     stopped.set(true);
                 }
                 let Some(f) = f else { continue };
@@ -154,8 +154,7 @@ pub fn seal(dir: &Path, jobs: Jobs, mode: Mode) -> Result<Streamed, Error> {
         );
     }
     let mut all = walk.rejects();
-    all.append(&mut rejects);
-    all.append(&mut extra.into_inner());
+    all.append(&mut refusals.into_inner());
     if !all.is_empty() {
         return Err(Error::Rejected(all));
     }
@@ -165,7 +164,7 @@ pub fn seal(dir: &Path, jobs: Jobs, mode: Mode) -> Result<Streamed, Error> {
     if !changed.is_empty() {
         return Err(Error::Rejected(changed));
     }
-    if files == 0 && !out.differs() {
+    if files == 0 {
         return Err(empty(dir));
     }
     if let Some((name, len, limit)) = over_limit {
@@ -265,8 +264,10 @@ fn empty(dir: &Path) -> Error {
 struct Outputs {
     record: Sink,
     manifest: Sink,
-    /// Staging: the manifest lines after `SEAL.json`'s.
-    tail: Option<Sink>,
+    /// Staging: the manifest lines after `SEAL.json`'s, hashed when appended at the end.
+    tail: Option<BufWriter<tempfile::NamedTempFile>>,
+    /// The manifest line being rendered, reused.
+    line: Vec<u8>,
     record_len: u64,
     manifest_len: u64,
     /// The `SEAL.json` line's place has been passed.
@@ -293,13 +294,9 @@ enum To {
 
 impl Sink {
     fn staged(dir: &Path) -> Result<Sink, Error> {
-        let file = tempfile::Builder::new()
-            .prefix(&crate::staging::temp_prefix(TEMP_PREFIXES[0]))
-            .tempfile_in(dir)
-            .map_err(|e| staging_error(dir, e))?;
         Ok(Sink {
             hasher: sha2::Sha256::new(),
-            to: To::Stage(BufWriter::with_capacity(1 << 20, file)),
+            to: To::Stage(staged_file(dir)?),
         })
     }
 
@@ -387,10 +384,16 @@ impl Sink {
     }
 }
 
-/// The manifest line of `SEAL.json` with `digest`: 76 bytes.
-fn record_line(digest: &Digest) -> String {
-    format!("{digest}  {SEAL_RECORD_NAME}\n")
+/// A temporary file in `dir`, named so a sweep knows it, buffered for writing.
+fn staged_file(dir: &Path) -> Result<BufWriter<tempfile::NamedTempFile>, Error> {
+    let file = tempfile::Builder::new()
+        .prefix(&crate::staging::temp_prefix(TEMP_PREFIXES[0]))
+        .tempfile_in(dir)
+        .map_err(|e| staging_error(dir, e))?;
+    Ok(BufWriter::with_capacity(1 << 20, file))
 }
+
+/// The length of the manifest line of `SEAL.json`.
 const RECORD_LINE_LEN: usize = 64 + 2 + SEAL_RECORD_NAME.len() + 1;
 
 impl Outputs {
@@ -398,7 +401,7 @@ impl Outputs {
         Outputs::new(
             Sink::staged(dir)?,
             Sink::staged(dir)?,
-            Some(Sink::staged(dir)?),
+            Some(staged_file(dir)?),
         )
     }
 
@@ -411,11 +414,16 @@ impl Outputs {
         .expect("comparing writes nothing")
     }
 
-    fn new(record: Sink, manifest: Sink, tail: Option<Sink>) -> Result<Outputs, Error> {
+    fn new(
+        record: Sink,
+        manifest: Sink,
+        tail: Option<BufWriter<tempfile::NamedTempFile>>,
+    ) -> Result<Outputs, Error> {
         let mut out = Outputs {
             record,
             manifest,
             tail,
+            line: Vec::with_capacity(256),
             record_len: 0,
             manifest_len: 0,
             past_record: false,
@@ -438,9 +446,8 @@ impl Outputs {
         self.past_record = true;
         if self.tail.is_none() {
             let listed = self.manifest.take(RECORD_LINE_LEN).and_then(|line| {
-                let line = std::str::from_utf8(&line).ok()?;
-                let hex = line.strip_suffix(&format!("  {SEAL_RECORD_NAME}\n"))?;
-                Digest::from_hex(hex)
+                let entry = manifest::standard_line(line.strip_suffix(b"\n")?)?;
+                (entry.path == SEAL_RECORD_NAME).then_some(entry.digest)
             });
             if listed.is_none() {
                 // Not the line a seal writes there: the seal differs.
@@ -457,18 +464,14 @@ impl Outputs {
         if !self.past_record && path.as_bytes() > SEAL_RECORD_NAME.as_bytes() {
             self.pass_record();
         }
-        let mut line = [0u8; 66];
-        hex::encode_to_slice(digest.0, &mut line[..64]).expect("64 hex digits for 32 bytes");
-        line[64..].copy_from_slice(b"  ");
-        self.manifest_len += (line.len() + path.len() + 1) as u64;
-        let sink = match (&mut self.tail, self.past_record) {
-            (Some(tail), true) => tail,
-            _ => &mut self.manifest,
-        };
-        sink.write(&line)
-            .and_then(|_| sink.write(path.as_bytes()))
-            .and_then(|_| sink.write(b"\n"))
-            .map_err(|e| Error::io("writing the manifest", e))
+        self.line.clear();
+        manifest::render_line(&mut self.line, digest, path);
+        self.manifest_len += self.line.len() as u64;
+        match (&mut self.tail, self.past_record) {
+            (Some(tail), true) => tail.write_all(&self.line),
+            _ => self.manifest.write(&self.line),
+        }
+        .map_err(|e| Error::io("writing the manifest", e))
     }
 
     /// The seal file that has grown past the limit verify reads, with its length and limit.
@@ -495,7 +498,7 @@ impl Outputs {
         }
         let bytes = payload_bytes + self.record_len;
         let record_digest = self.record.digest();
-        let Some(mut tail) = self.tail.take() else {
+        let Some(tail) = self.tail.take() else {
             // Comparing.
             let mut same = self.listed_record == Some(record_digest)
                 && self.record.matched_whole()
@@ -516,14 +519,10 @@ impl Outputs {
             });
         };
         let io_err = |e| Error::io("writing the manifest", e);
-        self.manifest
-            .write(record_line(&record_digest).as_bytes())
-            .map_err(io_err)?;
-        let To::Stage(tail_file) = &mut tail.to else {
-            unreachable!("staging has a staged tail")
-        };
-        tail_file.flush().map_err(io_err)?;
-        let lines = tail_file.get_mut();
+        self.line.clear();
+        manifest::render_line(&mut self.line, &record_digest, SEAL_RECORD_NAME);
+        self.manifest.write(&self.line).map_err(io_err)?;
+        let mut lines = tail.into_inner().map_err(|e| io_err(e.into_error()))?;
         lines.rewind().map_err(io_err)?;
         let mut buf = vec![0u8; 1 << 20];
         loop {
@@ -533,7 +532,7 @@ impl Outputs {
             }
             self.manifest.write(&buf[..n]).map_err(io_err)?;
         }
-        drop(tail);
+        drop(lines);
         let tree_hash = self.manifest.digest();
         let record = self.record.into_staged(dir, SEAL_RECORD_NAME)?;
         let manifest_file = self.manifest.into_staged(dir, MANIFEST_NAME)?;
@@ -557,39 +556,32 @@ fn staging_error(dir: &Path, e: io::Error) -> Error {
 }
 
 /// `BUILD_REFUSED` at `path`, saying why.
-pub fn refused(msg: String, path: &Path) -> Error {
+pub(super) fn refused(msg: String, path: &Path) -> Error {
     Error::Rejected(vec![
         Reject::new(RejectCode::BuildRefused, msg).at_path(path.display().to_string()),
     ])
 }
 
 /// Stages `bytes` as the seal file `name` of `dir` ([`finish_staged`]).
-pub(super) fn stage(
-    dir: &Path,
-    name: &str,
-    bytes: &[u8],
-) -> Result<tempfile::NamedTempFile, Error> {
-    let ctx = || format!("writing a seal file in {}", dir.display());
-    let mut tmp = tempfile::Builder::new()
-        .prefix(&crate::staging::temp_prefix(TEMP_PREFIXES[0]))
-        .tempfile_in(dir)
-        .map_err(|e| Error::io(ctx(), e))?;
-    tmp.write_all(bytes).map_err(|e| Error::io(ctx(), e))?;
-    finish_staged(dir, name, tmp)
+fn stage(dir: &Path, name: &str, bytes: &[u8]) -> Result<tempfile::NamedTempFile, Error> {
+    let mut file = staged_file(dir)?;
+    file.write_all(bytes).map_err(|e| staging_error(dir, e))?;
+    let file = file
+        .into_inner()
+        .map_err(|e| staging_error(dir, e.into_error()))?;
+    finish_staged(dir, name, file)
 }
 
 /// A temporary file written with the seal file `name` of `dir`, made readable and synced.
-pub(super) fn finish_staged(
+fn finish_staged(
     dir: &Path,
     name: &str,
     tmp: tempfile::NamedTempFile,
 ) -> Result<tempfile::NamedTempFile, Error> {
-    let ctx = || format!("writing a seal file in {}", dir.display());
     // Temporary files are created 0600; a seal file is as readable as any other payload.
-    crate::staging::set_mode(tmp.path(), 0o644).map_err(|e| Error::io(ctx(), e))?;
+    crate::staging::set_mode(tmp.path(), 0o644).map_err(|e| staging_error(dir, e))?;
     // The fault hook matches the name the file is staged for, not its random temporary name.
-    crate::staging::injected_fault(&dir.join(name)).map_err(|e| Error::io(ctx(), e))?;
-    tmp.as_file().sync_all().map_err(|e| Error::io(ctx(), e))?;
+    crate::staging::sync_file(tmp.as_file(), &dir.join(name)).map_err(|e| staging_error(dir, e))?;
     Ok(tmp)
 }
 
@@ -786,5 +778,21 @@ mod tests {
         ));
         assert!(refused(check(dir.path(), false).err().unwrap()));
         assert_eq!(check(dir.path(), true).unwrap(), 0);
+        // Only a stale seal file, which differs from any seal made now: still nothing to
+        // seal, and refused naming this directory (not a staging one it would go on to).
+        fs::write(dir.path().join(MANIFEST_NAME), "stale\n").unwrap();
+        match seal(dir.path(), Jobs::default(), Mode::Compare) {
+            Err(Error::Rejected(r)) => {
+                assert_eq!(r[0].code, RejectCode::BuildRefused);
+                assert_eq!(
+                    r[0].path.as_deref(),
+                    Some(&*dir.path().display().to_string())
+                );
+            }
+            other => panic!(
+                "an empty tree with a differing seal: {:?}",
+                other.map(|s| s.same)
+            ),
+        }
     }
 }

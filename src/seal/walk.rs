@@ -1,7 +1,7 @@
 //! Walking a packet or source tree without following anything: regular files are listed by
 //! their `/`-separated relative path; symlinks, sockets, devices, fifos and names that are not
 //! UTF-8 or not safe (see [`crate::manifest::check_safe`]) become `PATH_REJECTED`; for
-//! sealing, [`Scan::for_sealing`] also refuses names that are not NFC.
+//! sealing, [`scan`] and [`SortedWalk`] also refuse names that are not NFC.
 
 use crate::manifest::{check_path, check_safe};
 use crate::reject::Reject;
@@ -29,34 +29,26 @@ pub struct Scan {
     pub rejects: Vec<Reject>,
 }
 
-impl Scan {
-    /// Moves the files whose names may be verified but not sealed (not NFC: see
-    /// [`check_path`]) to `rejects`, as `PATH_REJECTED`: what `build` seals has one spelling.
-    pub fn for_sealing(mut self) -> Scan {
-        let (keep, refused): (Vec<Found>, Vec<Found>) = std::mem::take(&mut self.files)
-            .into_iter()
-            .partition(|f| check_path(&f.rel).is_ok());
-        self.files = keep;
-        for f in refused {
-            let why = check_path(&f.rel).err().unwrap_or_default();
-            self.rejects.push(
-                Reject::new(RejectCode::PathRejected, format!("unsafe name: {why}")).at_path(f.rel),
-            );
-        }
-        self
-    }
-}
-
 /// Scans `root` recursively. `prefix` (empty, or ending in `/`) is prepended to every relative
-/// path, so a source directory can be scanned as it will be named inside a packet.
+/// path, so a source directory can be scanned as it will be named inside a packet; `sealing`
+/// also refuses names that are not NFC ([`check_path`]): what `build` seals has one spelling.
 ///
 /// Directories are listed in parallel on the current rayon pool, one task per directory. An
 /// entry's type comes from its directory entry (`d_type` on Linux), so no file is stat'ed;
 /// the order is fixed by the sort at the end, so the result is the same whatever the thread
 /// count. A directory whose name is not UTF-8 is rejected once and not entered.
-pub fn scan(root: &Path, prefix: &str) -> Scan {
+pub fn scan(root: &Path, prefix: &str, sealing: bool) -> Scan {
     let found = Mutex::new(Scan::default());
-    rayon::scope(|s| list_dir(s, root.to_path_buf(), String::new(), prefix, &found));
+    rayon::scope(|s| {
+        list_dir(
+            s,
+            root.to_path_buf(),
+            String::new(),
+            prefix,
+            sealing,
+            &found,
+        )
+    });
     let mut out = found.into_inner().unwrap_or_else(|e| e.into_inner());
     // Relative paths are unique: an unstable sort gives the one order.
     out.files
@@ -71,6 +63,7 @@ fn list_dir<'s>(
     dir: PathBuf,
     rel_dir: String,
     prefix: &'s str,
+    sealing: bool,
     found: &'s Mutex<Scan>,
 ) {
     let mut out = Scan::default();
@@ -78,12 +71,12 @@ fn list_dir<'s>(
         &dir,
         prefix,
         &rel_dir,
-        false,
+        sealing,
         &mut out.rejects,
         |name, is_dir| {
             if is_dir {
                 let (path, sub) = (dir.join(name), format!("{rel_dir}{name}"));
-                s.spawn(move |s| list_dir(s, path, sub, prefix, found));
+                s.spawn(move |s| list_dir(s, path, sub, prefix, sealing, found));
             } else {
                 out.files.push(Found {
                     rel: format!("{prefix}{rel_dir}{name}"),
@@ -280,7 +273,7 @@ mod tests {
         fs::create_dir(root.join("empty")).unwrap();
         std::os::unix::fs::symlink("b.txt", root.join("link")).unwrap();
         std::os::unix::fs::symlink("/etc", root.join("dirlink")).unwrap();
-        let s = scan(root, "p/");
+        let s = scan(root, "p/", false);
         let rels: Vec<_> = s.files.iter().map(|f| f.rel.as_str()).collect();
         assert_eq!(rels, ["p/B.txt", "p/b.txt", "p/sub/deeper/c"]);
         let mut rejected: Vec<_> = s
@@ -308,7 +301,7 @@ mod tests {
         )
         .unwrap();
         fs::write(dir.path().join("new\nline"), "x").unwrap();
-        let s = scan(dir.path(), "");
+        let s = scan(dir.path(), "", false);
         assert!(s.files.is_empty());
         assert_eq!(s.rejects.len(), 2);
         assert!(s.rejects.iter().all(|r| r.code == RejectCode::PathRejected));
@@ -329,8 +322,7 @@ mod tests {
         fs::write(root.join("cafe\u{301}"), "nfd").unwrap();
         let mut walk = SortedWalk::new(root, "p/", true);
         let rels: Vec<String> = walk.by_ref().map(|f| f.rel).collect();
-        let scanned: Vec<String> = scan(root, "p/")
-            .for_sealing()
+        let scanned: Vec<String> = scan(root, "p/", true)
             .files
             .into_iter()
             .map(|f| f.rel)

@@ -140,6 +140,18 @@ impl SelftestReport {
     }
 }
 
+impl crate::report::Outcome for SelftestReport {
+    fn passed(&self) -> bool {
+        SelftestReport::passed(self)
+    }
+    fn render_text(&self) -> String {
+        SelftestReport::render_text(self)
+    }
+    fn to_json(&self) -> String {
+        crate::report::json_document(self, self.passed())
+    }
+}
+
 pub(crate) type Mutation = fn(&Path) -> io::Result<()>;
 
 pub(crate) struct Probe {

@@ -3,7 +3,7 @@
 //! them.
 
 use super::run::{Hashed, Run, Seal, Target, is_seal_file, mismatch, unsealed};
-use super::{Against, FileResult, FileState};
+use super::{FileResult, FileState};
 use crate::digest::{self};
 use crate::drift::{self, DIAGNOSE_LIMIT, pair_renamed};
 use crate::manifest::{self, Manifest};
@@ -38,7 +38,6 @@ impl Run<'_> {
         let sealed: Vec<&str> = manifest.entries.iter().map(|e| e.path.as_str()).collect();
         let entry_on_disk = manifest::listed_in(&sealed, &on_disk);
         let disk_sealed = manifest::listed_in(&on_disk, &sealed);
-        let against_other = matches!(self.opts.against, Against::Packet(_) | Against::Manifest(_));
 
         // Sealed names missing on disk, paired with unsealed names equal to them up to
         // Unicode normalization or case: one renamed file, not a missing plus an extra one.
@@ -97,8 +96,8 @@ impl Run<'_> {
                 }
             };
             let (Some((abs, renamed_from)), Some(outcome)) = (target, outcome) else {
-                let stand_in = seal.record_bytes.as_deref().filter(|_| against_other);
-                let state = self.missing(entry, stand_in);
+                // Only an original's record is kept to stand in (see `load_seal`).
+                let state = self.missing(entry, seal.record_bytes.as_deref());
                 push(&|| FileResult {
                     path: entry.path.clone(),
                     found: None,

@@ -60,19 +60,30 @@ impl Unread {
 /// ([`seal_file_limit`]): a seal file above it is refused unread, so a 2 GiB sparse manifest
 /// costs no memory.
 pub(crate) fn read_regular(path: &Path) -> Result<Vec<u8>, Unread> {
+    let (file, limit) = open_seal_file(path)?;
+    let mut bytes = Vec::new();
+    let read = std::io::Read::read_to_end(&mut std::io::Read::take(file, limit + 1), &mut bytes);
+    match read {
+        Ok(_) if bytes.len() as u64 > limit => Err(Unread::too_large(limit + 1, limit)),
+        Ok(_) => Ok(bytes),
+        Err(e) => Err(Unread::new(
+            UnreadKind::Unusable,
+            format!("unreadable: {e}"),
+        )),
+    }
+}
+
+/// Opens a seal file that must be a regular file (not a link) no larger than the limit for
+/// its name ([`seal_file_limit`]), with that limit: a file above it is refused unopened.
+pub(crate) fn open_seal_file(path: &Path) -> Result<(fs::File, u64), Unread> {
     let limit = seal_file_limit(&path.file_name().unwrap_or_default().to_string_lossy());
     match fs::symlink_metadata(path) {
         Err(_) => Err(Unread::absent("absent")),
         Ok(m) if !m.is_file() => Err(Unread::new(UnreadKind::Unusable, "not a regular file")),
         Ok(m) if m.len() > limit => Err(Unread::too_large(m.len(), limit)),
-        Ok(_) => match digest::read_regular_bounded(path, limit) {
-            Ok(Some(bytes)) => Ok(bytes),
-            Ok(None) => Err(Unread::too_large(limit + 1, limit)),
-            Err(e) => Err(Unread::new(
-                UnreadKind::Unusable,
-                format!("unreadable: {e}"),
-            )),
-        },
+        Ok(_) => digest::open_regular(path, false)
+            .map(|f| (f, limit))
+            .map_err(|e| Unread::new(UnreadKind::Unusable, format!("unreadable: {e}"))),
     }
 }
 

@@ -62,6 +62,17 @@ pub struct VerifyOptions {
     pub jobs: crate::parallel::Jobs,
 }
 
+impl VerifyOptions {
+    /// Every pin the tree hash must match: `--expect-tree`, and `--against` a tree hash.
+    pub(crate) fn pins(&self) -> Vec<&Pin> {
+        let against = match &self.against {
+            Against::Tree(p) => Some(p),
+            _ => None,
+        };
+        self.expect_tree.iter().chain(against).collect()
+    }
+}
+
 /// Rejects of one code listed in a report; past this many they are counted (in
 /// `counts.rejects` and a note), not listed, so that memory and output stay bounded
 /// whatever the input (a million junk manifest lines, a million missing files).
@@ -183,7 +194,7 @@ fn check_whole(dir: &Path, opts: &VerifyOptions, keep_rebuilt: bool, mut run: Ru
     let local = |name: &str| read_regular(&dir.join(name));
     // The walk does not depend on the seal: it runs while the seal is read and parsed.
     let (seal, scan) = std::thread::scope(|s| {
-        let walking = s.spawn(|| walk::scan(dir, ""));
+        let walking = s.spawn(|| walk::scan(dir, "", false));
         // So is the seal record, the other large seal file.
         if opts.against.own_seal() {
             let (send, receive) = std::sync::mpsc::sync_channel(1);
@@ -197,7 +208,7 @@ fn check_whole(dir: &Path, opts: &VerifyOptions, keep_rebuilt: bool, mut run: Ru
         Ok(scan) => scan,
         Err(_) => {
             // The walker thread died (a bug, not an input): fail closed on the calling thread.
-            walk::scan(dir, "")
+            walk::scan(dir, "", false)
         }
     };
     let Some(seal) = seal else {
@@ -254,9 +265,7 @@ pub(crate) fn hash_one<'r>(
         abs,
         DIAGNOSE_LIMIT,
         |bytes, d| {
-            let finding = (*d != entry.digest)
-                .then(|| finding_of(entry, record(), bytes, d, keep_rebuilt))
-                .flatten();
+            let finding = finding_of(entry, record, bytes, d, keep_rebuilt);
             let evidence = evidence(bytes, &entry.path);
             (finding, evidence)
         },
@@ -285,23 +294,23 @@ pub(crate) fn finding(
 ) -> Option<Box<drift::Finding>> {
     finding_of(
         entry,
-        records.and_then(|r| r.get(&entry.path)),
+        &|| records.and_then(|r| r.get(&entry.path)),
         bytes,
         now,
         keep_rebuilt,
     )
 }
 
-/// [`finding`], given the file's own seal record.
-pub(crate) fn finding_of(
+/// [`finding`], given where the file's own seal record is: looked up only for a mismatch.
+pub(crate) fn finding_of<'r>(
     entry: &manifest::Entry,
-    record: Option<&crate::seal::LazyFile>,
+    record: &dyn Fn() -> Option<&'r crate::seal::LazyFile>,
     bytes: &[u8],
     now: &Digest,
     keep_rebuilt: bool,
 ) -> Option<Box<drift::Finding>> {
     (*now != entry.digest).then(|| {
-        let profile = record.and_then(|r| r.profile());
+        let profile = record().and_then(|r| r.profile());
         let mut f = drift::examine(&entry.digest, profile.as_ref(), bytes);
         if !keep_rebuilt {
             f.rebuilt = None;

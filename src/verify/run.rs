@@ -47,14 +47,7 @@ pub(crate) struct Run<'a> {
 
 impl<'a> Run<'a> {
     pub(crate) fn new(dir: &'a Path, opts: &'a VerifyOptions) -> Run<'a> {
-        let pins: Vec<&Pin> = opts
-            .expect_tree
-            .iter()
-            .chain(match &opts.against {
-                Against::Tree(p) => Some(p),
-                _ => None,
-            })
-            .collect();
+        let pins = opts.pins();
         let tree = TreeHashes {
             expected: (!pins.is_empty()).then(|| {
                 pins.iter()
@@ -107,11 +100,7 @@ impl<'a> Run<'a> {
     }
 
     pub(crate) fn pins(&self) -> Vec<&'a Pin> {
-        let against = match &self.opts.against {
-            Against::Tree(p) => Some(p),
-            _ => None,
-        };
-        self.opts.expect_tree.iter().chain(against).collect()
+        self.opts.pins()
     }
 
     pub(crate) fn finish(mut self, files: Vec<FileResult>, seal: Option<SealFiles>) -> Checked {
