@@ -2,14 +2,13 @@
 //! `.pre-commit-hooks.yaml`, on this repository's own `packets.pins` and on temporary
 //! repositories whose packets are intact, drifted, resealed, missing or packed.
 
+mod common;
+
 use assert_cmd::Command;
+use common::{copy_dir, repo};
 use serde_json::Value;
 use std::fs;
-use std::path::{Path, PathBuf};
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+use std::path::Path;
 
 /// The hook's `entry` and `args`, as pre-commit runs them, without the leading `packet`.
 fn hook_words() -> Vec<String> {
@@ -61,19 +60,6 @@ fn pinned_repo() -> tempfile::TempDir {
     }
     fs::write(tmp.path().join("packets.pins"), pins).unwrap();
     tmp
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    fs::create_dir_all(to).unwrap();
-    for e in fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let target = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &target);
-        } else {
-            fs::copy(e.path(), target).unwrap();
-        }
-    }
 }
 
 #[test]

@@ -4,17 +4,16 @@
 //! crate (draft 2020-12). Each schema closes its objects, so a member added in code and not
 //! in the schema fails here, and the schemas cannot drift from the code.
 
+mod common;
+
 use assert_cmd::Command;
+use common::{copy_dir, repo};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 const BASE: &str = "https://packet.invalid/schema/";
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
 
 /// Every schema file by name, parsed.
 fn schemas() -> BTreeMap<String, Value> {
@@ -172,19 +171,8 @@ fn every_document_packet_reads_or_writes_matches_its_schema() {
         "verify pinned",
     );
     let copy = d.join("copy");
-    fs::create_dir(&copy).unwrap();
-    for e in fs::read_dir(&pkt).unwrap() {
-        let e = e.unwrap();
-        if e.file_type().unwrap().is_file() {
-            fs::copy(e.path(), copy.join(e.file_name())).unwrap();
-        }
-    }
+    copy_dir(&pkt, &copy);
     let copy_of_reference = copy.join("reference");
-    fs::create_dir(&copy_of_reference).unwrap();
-    for e in fs::read_dir(pkt.join("reference")).unwrap() {
-        let e = e.unwrap();
-        fs::copy(e.path(), copy_of_reference.join(e.file_name())).unwrap();
-    }
     let drifted_doc = fs::read_dir(&copy_of_reference)
         .unwrap()
         .map(|e| e.unwrap().path())
