@@ -1,6 +1,7 @@
 //! SHA-256 digests (FIPS 180-4): the 32-byte value, its 64-lowercase-hex text form (the form
 //! `sha256sum` prints), and hashing of files in bounded memory.
 
+use super::mapped::{self, Mapped};
 use sha2::{Digest as _, Sha256};
 use std::fmt;
 use std::fs::File;
@@ -170,8 +171,9 @@ thread_local! {
 /// into a fresh one, and above that in [`CHUNK`] reads, each passed to `observe` as well.
 /// Memory per thread is bounded by `max(keep_limit, CHUNK)`, whatever the file size.
 ///
-/// Files are read, never mapped: a mapped file truncated by another process faults the
-/// reader (SIGBUS), while a read just ends early. Errors: the open's and read's, `InvalidInput`
+/// Past the first read, a file above `keep_limit` is read through mappings (see
+/// [`mapped`]: a truncation there is caught, not a fault) and through reads where mapping is
+/// refused. Errors: the open's and read's, `InvalidInput`
 /// for a file that is not regular, and [`ChangedWhileRead`] (kind `Other`) when the length or
 /// modification time on the handle differs after the read from before it.
 pub fn read_with<R>(
@@ -297,6 +299,36 @@ pub fn read_observed<R>(
         observe(&buf[..n]);
         let mut len = n as u64;
         drop(buf);
+        // The rest through mappings, which spare the copy a read makes; where they are
+        // refused, or the first read ended off a page boundary, through reads.
+        if mapped::can_start_at(len) {
+            let mut feed = |bytes: &[u8]| {
+                hasher.update(bytes);
+                observe(bytes);
+            };
+            match mapped::each_slice(&file, len, size, CHUNK, &mut feed)? {
+                Mapped::Read {
+                    truncated_at: Some(at),
+                } => {
+                    return Err(io::Error::other(ChangedWhileRead {
+                        before,
+                        after: stamp(&file.metadata()?),
+                        read: at,
+                    }));
+                }
+                Mapped::Read { truncated_at: None } => {
+                    // Bytes appended after the stat are past the mapping: the stamp taken
+                    // after it still sees the longer file.
+                    unchanged(&file, before, size)?;
+                    return Ok(Inspected {
+                        digest: Digest(hasher.finalize().into()),
+                        len: size,
+                        seen: None,
+                    });
+                }
+                Mapped::Refused => {}
+            }
+        }
         MEDIUM.with(|cell| {
             let mut chunk = cell.borrow_mut();
             if chunk.len() < CHUNK {
@@ -468,6 +500,7 @@ mod tests {
             3 << 20,
             (REUSE_MAX as usize) + 7,
             CHUNK * 3 + 3,
+            mapped::WINDOW * 2 + 4097,
         ] {
             let path = dir.path().join(format!("f{size}"));
             let data: Vec<u8> = (0..size).map(|i| (i * 31 % 251) as u8).collect();
@@ -530,27 +563,54 @@ mod tests {
     fn a_file_truncated_while_read_is_an_error_not_a_fault() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("shrinks");
-        std::fs::write(&path, vec![7u8; CHUNK * 4]).unwrap();
         // The observer runs between two reads of the open file: another process truncating
-        // it then is exactly the attack.
+        // it then is exactly the attack. Call 0 sees the first read, before anything is
+        // mapped; call 1 sees the first mapped slice, so the cut lands inside a mapping.
+        for at_call in [0, 1] {
+            std::fs::write(&path, vec![7u8; CHUNK * 6]).unwrap();
+            let mut calls = 0;
+            let err = read_observed(&mut Opener::default(), &path, 0, |_, _| (), &mut |_| {
+                if calls == at_call {
+                    std::fs::OpenOptions::new()
+                        .write(true)
+                        .open(&path)
+                        .unwrap()
+                        .set_len(10)
+                        .unwrap();
+                }
+                calls += 1;
+            })
+            .err()
+            .expect("a truncated read is refused");
+            let changed = ChangedWhileRead::of(&err).expect("named as a change during the read");
+            assert_eq!(changed.before.0, (CHUNK * 6) as u64, "call {at_call}");
+            assert_eq!(changed.after.0, 10, "call {at_call}");
+            assert!(changed.read < (CHUNK * 6) as u64, "call {at_call}");
+            assert!(changed.to_string().contains("changed while it was read"));
+        }
+    }
+
+    #[test]
+    fn a_file_grown_while_mapped_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("grows");
+        std::fs::write(&path, vec![3u8; CHUNK * 6]).unwrap();
         let mut first = true;
         let err = read_observed(&mut Opener::default(), &path, 0, |_, _| (), &mut |_| {
             if first {
-                std::fs::OpenOptions::new()
-                    .write(true)
+                use std::io::Write;
+                let mut f = std::fs::OpenOptions::new()
+                    .append(true)
                     .open(&path)
-                    .unwrap()
-                    .set_len(10)
                     .unwrap();
+                f.write_all(b"appended").unwrap();
                 first = false;
             }
         })
         .err()
-        .expect("a truncated read is refused");
-        let changed = ChangedWhileRead::of(&err).expect("named as a change during the read");
-        assert_eq!(changed.before.0, (CHUNK * 4) as u64);
-        assert_eq!(changed.after.0, 10);
-        assert!(changed.to_string().contains("changed while it was read"));
+        .expect("bytes appended past the mapped length are not silently left out");
+        let changed = ChangedWhileRead::of(&err).unwrap();
+        assert_eq!(changed.after.0, (CHUNK * 6 + 8) as u64);
     }
 
     #[test]

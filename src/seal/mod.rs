@@ -10,6 +10,7 @@ pub mod build;
 pub mod digest;
 pub mod json;
 pub mod manifest;
+pub mod mapped;
 pub mod pin;
 pub mod profile;
 pub mod record;
