@@ -168,12 +168,13 @@ thread_local! {
 /// A file shorter than [`FIRST_READ`] is read whole by the first read, with no stat. A larger
 /// one is stat'ed through its open descriptor before and after it is read: below
 /// [`REUSE_MAX`] it is read whole into the thread's reused buffer, up to `keep_limit` whole
-/// into a fresh one, and above that in [`CHUNK`] reads, each passed to `observe` as well.
-/// Memory per thread is bounded by `max(keep_limit, CHUNK)`, whatever the file size.
+/// into a fresh one, and above that in slices of [`CHUNK`] bytes, each passed to `observe` as
+/// well. Those slices come from read-only mappings of [`mapped::WINDOW`] bytes (no copy out of
+/// the page cache; a truncation while mapped is caught, not a fault), or from [`CHUNK`] reads
+/// where mapping is refused. Memory per thread is bounded by `max(keep_limit, CHUNK +
+/// mapped::WINDOW)` (mapped pages count in the resident set), whatever the file size.
 ///
-/// Past the first read, a file above `keep_limit` is read through mappings (see
-/// [`mapped`]: a truncation there is caught, not a fault) and through reads where mapping is
-/// refused. Errors: the open's and read's, `InvalidInput`
+/// Errors: the open's and read's, `InvalidInput`
 /// for a file that is not regular, and [`ChangedWhileRead`] (kind `Other`) when the length or
 /// modification time on the handle differs after the read from before it.
 pub fn read_with<R>(
