@@ -115,15 +115,17 @@ pub struct Inspected<R> {
 }
 
 /// The error inside an [`io::Error`] from [`read_with`] when the file's length or
-/// modification time on its open handle differed after the read from before it: another
-/// process wrote, truncated or extended it meanwhile, so the digest is of no one state.
+/// modification time on its open handle differed after the read from before it, or when pages
+/// of a mapped window vanished while it was read (see [`mapped`]): another process wrote,
+/// truncated or extended it meanwhile (or, for a vanished page, the storage failed), so the
+/// digest is of no one state.
 #[derive(Debug)]
 pub struct ChangedWhileRead {
     /// Length (bytes) and modification time (ns since the epoch) before the read.
     pub before: (u64, i128),
-    /// The same after the read, and the bytes the read saw.
+    /// The same after the read.
     pub after: (u64, i128),
-    /// Bytes read.
+    /// Bytes read; for a mapped read cut short, the offset of the first page that vanished.
     pub read: u64,
 }
 
@@ -134,8 +136,12 @@ impl fmt::Display for ChangedWhileRead {
                 "its length went from {} to {} bytes",
                 self.before.0, self.after.0
             )
-        } else {
+        } else if self.after.1 != self.before.1 {
             "its modification time moved".to_string()
+        } else {
+            // Same stamps, yet pages gone: truncated and regrown, or an I/O error under the
+            // mapping.
+            "its pages vanished while mapped, though its length and time are as before".to_string()
         };
         write!(
             f,
@@ -171,8 +177,9 @@ thread_local! {
 /// into a fresh one, and above that in slices of [`CHUNK`] bytes, each passed to `observe` as
 /// well. Those slices come from read-only mappings of [`mapped::WINDOW`] bytes (no copy out of
 /// the page cache; a truncation while mapped is caught, not a fault), or from [`CHUNK`] reads
-/// where mapping is refused. Memory per thread is bounded by `max(keep_limit, CHUNK +
-/// mapped::WINDOW)` (mapped pages count in the resident set), whatever the file size.
+/// where mapping is refused. Memory per thread is bounded by the first-read buffer, the
+/// reused buffer (up to `max(REUSE_MAX, CHUNK)`), one fresh buffer of at most `keep_limit`,
+/// and one mapped window (its pages count in the resident set), whatever the file size.
 ///
 /// Errors: the open's and read's, `InvalidInput`
 /// for a file that is not regular, and [`ChangedWhileRead`] (kind `Other`) when the length or

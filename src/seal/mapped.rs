@@ -10,7 +10,11 @@
 //! that was there before (Rust's own, or the default: the process dies as it would have).
 //!
 //! Memory stays bounded: one window of [`WINDOW`] bytes is mapped at a time per thread, and
-//! unmapped before the next, so mapped pages never add more than that to the resident set.
+//! unmapped before the next, so mapped pages never add more than that per thread to the
+//! resident set.
+//!
+//! Only on 64-bit Linux: there file offsets fit `off_t` and thread-locals are plain TLS that a
+//! signal handler may touch. Elsewhere every file is read.
 
 use std::io;
 
@@ -36,11 +40,11 @@ pub enum Mapped {
 /// Whether a mapping can start at file offset `offset`: mapping is supported here and the
 /// offset is a multiple of the page size.
 pub fn can_start_at(offset: u64) -> bool {
-    #[cfg(any(target_os = "linux", target_os = "android"))]
+    #[cfg(all(target_os = "linux", target_pointer_width = "64"))]
     {
         offset.is_multiple_of(rustix::param::page_size() as u64)
     }
-    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    #[cfg(not(all(target_os = "linux", target_pointer_width = "64")))]
     {
         let _ = offset;
         false
@@ -58,33 +62,37 @@ pub fn each_slice(
     slice: usize,
     each: &mut dyn FnMut(&[u8]),
 ) -> io::Result<Mapped> {
-    #[cfg(any(target_os = "linux", target_os = "android"))]
+    #[cfg(all(target_os = "linux", target_pointer_width = "64"))]
     {
         imp::each_slice(file, from, to, slice, each)
     }
-    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    #[cfg(not(all(target_os = "linux", target_pointer_width = "64")))]
     {
         let _ = (file, from, to, slice, each);
         Ok(Mapped::Refused)
     }
 }
 
-#[cfg(any(target_os = "linux", target_os = "android"))]
+#[cfg(all(target_os = "linux", target_pointer_width = "64"))]
 mod imp {
     use super::{Mapped, WINDOW};
-    use std::cell::Cell;
     use std::io;
     use std::os::fd::AsRawFd;
     use std::sync::OnceLock;
-    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::atomic::{AtomicUsize, Ordering, compiler_fence};
+
+    /// No fault recorded.
+    const NONE: usize = usize::MAX;
 
     thread_local! {
-        // Read by the signal handler: const-initialised cells of plain values need no lazy
-        // set-up and no destructor, so touching them there is a plain TLS load.
-        /// The window this thread is reading: (first address, length); length 0 for none.
-        static ACTIVE: Cell<(usize, usize)> = const { Cell::new((0, 0)) };
-        /// Offset in the active window of its first faulting page, if one faulted.
-        static FAULT: Cell<Option<usize>> = const { Cell::new(None) };
+        // Read and written by the signal handler, so atomics (a plain cell written there is
+        // undefined behaviour, and the compiler could fold its read), const-initialised with
+        // no destructor: on 64-bit Linux that is a plain TLS access, no lazy set-up, no malloc.
+        /// First address and length of the window this thread is reading; length 0 for none.
+        static START: AtomicUsize = const { AtomicUsize::new(0) };
+        static LEN: AtomicUsize = const { AtomicUsize::new(0) };
+        /// Offset in the active window of its first faulting page, [`NONE`] if none faulted.
+        static FAULT: AtomicUsize = const { AtomicUsize::new(NONE) };
     }
 
     /// The SIGBUS disposition before ours, to hand faults that are not ours to.
@@ -117,9 +125,12 @@ mod imp {
 
     extern "C" fn on_sigbus(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
         // SAFETY: the kernel passes a valid siginfo for SA_SIGINFO handlers.
-        let addr = unsafe { (*info).si_addr() } as usize;
-        let (start, len) = ACTIVE.with(Cell::get);
-        if len != 0 && (start..start + len).contains(&addr) {
+        let (code, addr) = unsafe { ((*info).si_code, (*info).si_addr() as usize) };
+        let start = START.with(|a| a.load(Ordering::Relaxed));
+        let len = LEN.with(|a| a.load(Ordering::Relaxed));
+        // si_code > 0: raised by the kernel for a fault, not sent by kill(2), so si_addr is
+        // the faulting address.
+        if code > 0 && len != 0 && (start..start + len).contains(&addr) {
             // Everything past a truncation is gone, so the rest of the window is replaced at
             // once: one fault per truncation, not one per page.
             let page = addr & !(PAGE.load(Ordering::Relaxed) - 1);
@@ -137,12 +148,17 @@ mod imp {
             };
             if p != libc::MAP_FAILED {
                 FAULT.with(|f| {
-                    if f.get().is_none() {
-                        f.set(Some(page - start));
-                    }
+                    let _ = f.compare_exchange(
+                        NONE,
+                        page - start,
+                        Ordering::Relaxed,
+                        Ordering::Relaxed,
+                    );
                 });
                 return;
             }
+            // The replacement could not be mapped (no memory, no map slots left): the fault
+            // goes on below and ends the process, which prints no verdict.
         }
         let prev = PREVIOUS.get().map(|p| (p.sa_sigaction, p.sa_flags));
         match prev {
@@ -173,14 +189,18 @@ mod imp {
         }
     }
 
-    /// One mapped window, unmapped (and no longer guarded) on drop.
+    /// One mapped window, unmapped on drop, when the guard of any window it was opened inside
+    /// (a nested read on the same thread) is put back.
     struct Window {
         ptr: *mut libc::c_void,
         len: usize,
+        outer: (usize, usize, usize),
     }
 
     impl Window {
         fn map(fd: libc::c_int, offset: u64, len: usize) -> io::Result<Window> {
+            let offset = libc::off_t::try_from(offset)
+                .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
             // SAFETY: a fresh shared read-only mapping the kernel places; checked below.
             let ptr = unsafe {
                 libc::mmap(
@@ -189,7 +209,7 @@ mod imp {
                     libc::PROT_READ,
                     libc::MAP_SHARED,
                     fd,
-                    offset as libc::off_t,
+                    offset,
                 )
             };
             if ptr == libc::MAP_FAILED {
@@ -197,23 +217,41 @@ mod imp {
             }
             // SAFETY: advice on our own mapping; failure only loses the hint.
             unsafe { libc::madvise(ptr, len, libc::MADV_SEQUENTIAL) };
-            ACTIVE.with(|a| a.set((ptr as usize, len)));
-            FAULT.with(|f| f.set(None));
-            Ok(Window { ptr, len })
+            let outer = (
+                START.with(|a| a.swap(ptr as usize, Ordering::Relaxed)),
+                LEN.with(|a| a.swap(len, Ordering::Relaxed)),
+                FAULT.with(|f| f.swap(NONE, Ordering::Relaxed)),
+            );
+            // The handler runs on this thread: what it reads must be stored before the
+            // first access to the window, and what it writes read after the last.
+            compiler_fence(Ordering::SeqCst);
+            Ok(Window { ptr, len, outer })
         }
 
         fn bytes(&self) -> &[u8] {
             // SAFETY: the mapping is PROT_READ and `len` long for the life of `self`; a page
             // lost to truncation is replaced by zeros by the handler instead of faulting.
-            // Another process may change the bytes under us: the caller's before-and-after
-            // stamps refuse such a digest, as they do for a read.
+            // Accepted risk, as for every reader of a mapped file: another process may write
+            // the bytes under this slice. The caller's before-and-after stamps refuse such a
+            // digest, as they do for a read.
             unsafe { std::slice::from_raw_parts(self.ptr as *const u8, self.len) }
+        }
+
+        /// The offset in this window of its first page that faulted.
+        fn fault(&self) -> Option<usize> {
+            compiler_fence(Ordering::SeqCst);
+            let at = FAULT.with(|f| f.load(Ordering::Relaxed));
+            (at != NONE).then_some(at)
         }
     }
 
     impl Drop for Window {
         fn drop(&mut self) {
-            ACTIVE.with(|a| a.set((0, 0)));
+            compiler_fence(Ordering::SeqCst);
+            let (start, len, fault) = self.outer;
+            START.with(|a| a.store(start, Ordering::Relaxed));
+            LEN.with(|a| a.store(len, Ordering::Relaxed));
+            FAULT.with(|f| f.store(fault, Ordering::Relaxed));
             // SAFETY: unmapping exactly what `map` mapped.
             unsafe { libc::munmap(self.ptr, self.len) };
         }
@@ -242,7 +280,7 @@ mod imp {
             for part in window.bytes().chunks(slice.max(1)) {
                 each(part);
             }
-            if let (None, Some(at)) = (truncated_at, FAULT.with(Cell::get)) {
+            if let (None, Some(at)) = (truncated_at, window.fault()) {
                 truncated_at = Some(offset + at as u64);
             }
             drop(window);
@@ -252,7 +290,7 @@ mod imp {
     }
 }
 
-#[cfg(all(test, any(target_os = "linux", target_os = "android")))]
+#[cfg(all(test, target_os = "linux", target_pointer_width = "64"))]
 mod tests {
     use super::*;
 
@@ -326,5 +364,45 @@ mod tests {
             Mapped::Read { truncated_at: None }
         );
         assert_eq!(n as u64, cut);
+    }
+
+    #[test]
+    fn a_read_nested_inside_another_leaves_the_outer_window_guarded() {
+        let dir = tempfile::tempdir().unwrap();
+        let (outer, inner) = (dir.path().join("outer"), dir.path().join("inner"));
+        std::fs::write(&outer, pattern(WINDOW)).unwrap();
+        std::fs::write(&inner, pattern(WINDOW / 2)).unwrap();
+        let file = std::fs::File::open(&outer).unwrap();
+        let (mut first, mut sum) = (true, 0u64);
+        // After the nested read ends, the outer file is cut: its window must still be ours.
+        // Every byte is touched, as hashing does: a page never read never faults.
+        let out = each_slice(&file, 0, WINDOW as u64, 1 << 20, &mut |b| {
+            sum += b.iter().map(|&x| x as u64).sum::<u64>();
+            if first {
+                first = false;
+                let nested = std::fs::File::open(&inner).unwrap();
+                let mut n = 0;
+                let got = each_slice(&nested, 0, (WINDOW / 2) as u64, 1 << 16, &mut |b| {
+                    n += b.len()
+                });
+                assert_eq!(got.unwrap(), Mapped::Read { truncated_at: None });
+                assert_eq!(n, WINDOW / 2);
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(&outer)
+                    .unwrap()
+                    .set_len(4096)
+                    .unwrap();
+            }
+        })
+        .unwrap();
+        assert_eq!(
+            out,
+            Mapped::Read {
+                // The first slice was read whole before the cut; the next one faults.
+                truncated_at: Some(1 << 20)
+            }
+        );
+        assert!(sum > 0);
     }
 }
