@@ -64,7 +64,29 @@ pub fn each_slice(
 ) -> io::Result<Mapped> {
     #[cfg(all(target_os = "linux", target_pointer_width = "64"))]
     {
-        imp::each_slice(file, from, to, slice, each)
+        if !imp::install() {
+            return Ok(Mapped::Refused);
+        }
+        let fd = std::os::fd::AsRawFd::as_raw_fd(file);
+        let mut offset = from;
+        let mut truncated_at = None;
+        while offset < to {
+            let len = (to - offset).min(WINDOW as u64) as usize;
+            let window = match imp::Window::map(fd, offset, len) {
+                Ok(w) => w,
+                Err(_) if offset == from => return Ok(Mapped::Refused),
+                Err(e) => return Err(e),
+            };
+            for part in window.bytes().chunks(slice.max(1)) {
+                each(part);
+            }
+            if let (None, Some(at)) = (truncated_at, window.fault()) {
+                truncated_at = Some(offset + at as u64);
+            }
+            drop(window);
+            offset += len as u64;
+        }
+        Ok(Mapped::Read { truncated_at })
     }
     #[cfg(not(all(target_os = "linux", target_pointer_width = "64")))]
     {
@@ -75,9 +97,7 @@ pub fn each_slice(
 
 #[cfg(all(target_os = "linux", target_pointer_width = "64"))]
 mod imp {
-    use super::{Mapped, WINDOW};
     use std::io;
-    use std::os::fd::AsRawFd;
     use std::sync::OnceLock;
     use std::sync::atomic::{AtomicUsize, Ordering, compiler_fence};
 
@@ -101,7 +121,7 @@ mod imp {
     static INSTALLED: OnceLock<bool> = OnceLock::new();
     static PAGE: AtomicUsize = AtomicUsize::new(0);
 
-    fn install() -> bool {
+    pub(super) fn install() -> bool {
         *INSTALLED.get_or_init(|| {
             PAGE.store(rustix::param::page_size(), Ordering::Relaxed);
             // SAFETY: sigaction with valid pointers; the handler only touches the cells above,
@@ -191,14 +211,14 @@ mod imp {
 
     /// One mapped window, unmapped on drop, when the guard of any window it was opened inside
     /// (a nested read on the same thread) is put back.
-    struct Window {
+    pub(super) struct Window {
         ptr: *mut libc::c_void,
         len: usize,
         outer: (usize, usize, usize),
     }
 
     impl Window {
-        fn map(fd: libc::c_int, offset: u64, len: usize) -> io::Result<Window> {
+        pub(super) fn map(fd: libc::c_int, offset: u64, len: usize) -> io::Result<Window> {
             let offset = libc::off_t::try_from(offset)
                 .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
             // SAFETY: a fresh shared read-only mapping the kernel places; checked below.
@@ -228,7 +248,7 @@ mod imp {
             Ok(Window { ptr, len, outer })
         }
 
-        fn bytes(&self) -> &[u8] {
+        pub(super) fn bytes(&self) -> &[u8] {
             // SAFETY: the mapping is PROT_READ and `len` long for the life of `self`; a page
             // lost to truncation is replaced by zeros by the handler instead of faulting.
             // Accepted risk, as for every reader of a mapped file: another process may write
@@ -238,7 +258,7 @@ mod imp {
         }
 
         /// The offset in this window of its first page that faulted.
-        fn fault(&self) -> Option<usize> {
+        pub(super) fn fault(&self) -> Option<usize> {
             compiler_fence(Ordering::SeqCst);
             let at = FAULT.with(|f| f.load(Ordering::Relaxed));
             (at != NONE).then_some(at)
@@ -255,38 +275,6 @@ mod imp {
             // SAFETY: unmapping exactly what `map` mapped.
             unsafe { libc::munmap(self.ptr, self.len) };
         }
-    }
-
-    pub(super) fn each_slice(
-        file: &std::fs::File,
-        from: u64,
-        to: u64,
-        slice: usize,
-        each: &mut dyn FnMut(&[u8]),
-    ) -> io::Result<Mapped> {
-        if !install() {
-            return Ok(Mapped::Refused);
-        }
-        let fd = file.as_raw_fd();
-        let mut offset = from;
-        let mut truncated_at = None;
-        while offset < to {
-            let len = (to - offset).min(WINDOW as u64) as usize;
-            let window = match Window::map(fd, offset, len) {
-                Ok(w) => w,
-                Err(_) if offset == from => return Ok(Mapped::Refused),
-                Err(e) => return Err(e),
-            };
-            for part in window.bytes().chunks(slice.max(1)) {
-                each(part);
-            }
-            if let (None, Some(at)) = (truncated_at, window.fault()) {
-                truncated_at = Some(offset + at as u64);
-            }
-            drop(window);
-            offset += len as u64;
-        }
-        Ok(Mapped::Read { truncated_at })
     }
 }
 
