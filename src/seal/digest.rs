@@ -309,50 +309,47 @@ pub fn read_observed<R>(
         drop(buf);
         // The rest through mappings, which spare the copy a read makes; where they are
         // refused, or the first read ended off a page boundary, through reads.
-        if mapped::can_start_at(len) {
+        let mapped = if mapped::can_start_at(len) {
             let mut feed = |bytes: &[u8]| {
                 hasher.update(bytes);
                 observe(bytes);
             };
-            match mapped::each_slice(&file, len, size, CHUNK, &mut feed)? {
-                Mapped::Read {
-                    truncated_at: Some(at),
-                } => {
-                    return Err(io::Error::other(ChangedWhileRead {
-                        before,
-                        after: stamp(&file.metadata()?),
-                        read: at,
-                    }));
-                }
-                Mapped::Read { truncated_at: None } => {
-                    // Bytes appended after the stat are past the mapping: the stamp taken
-                    // after it still sees the longer file.
-                    unchanged(&file, before, size)?;
-                    return Ok(Inspected {
-                        digest: Digest(hasher.finalize().into()),
-                        len: size,
-                        seen: None,
-                    });
-                }
-                Mapped::Refused => {}
+            mapped::each_slice(&file, len, size, CHUNK, &mut feed)?
+        } else {
+            Mapped::Refused
+        };
+        match mapped {
+            Mapped::Read {
+                truncated_at: Some(at),
+            } => {
+                return Err(io::Error::other(ChangedWhileRead {
+                    before,
+                    after: stamp(&file.metadata()?),
+                    read: at,
+                }));
+            }
+            // Bytes appended after the stat are past the mapping: the stamp taken after it
+            // still sees the longer file.
+            Mapped::Read { truncated_at: None } => len = size,
+            Mapped::Refused => {
+                MEDIUM.with(|cell| {
+                    let mut chunk = cell.borrow_mut();
+                    if chunk.len() < CHUNK {
+                        chunk.resize(CHUNK, 0);
+                    }
+                    loop {
+                        let k = read_retrying(&mut file, &mut chunk[..CHUNK])?;
+                        if k == 0 {
+                            break;
+                        }
+                        hasher.update(&chunk[..k]);
+                        observe(&chunk[..k]);
+                        len += k as u64;
+                    }
+                    Ok::<_, io::Error>(())
+                })?;
             }
         }
-        MEDIUM.with(|cell| {
-            let mut chunk = cell.borrow_mut();
-            if chunk.len() < CHUNK {
-                chunk.resize(CHUNK, 0);
-            }
-            loop {
-                let k = read_retrying(&mut file, &mut chunk[..CHUNK])?;
-                if k == 0 {
-                    break;
-                }
-                hasher.update(&chunk[..k]);
-                observe(&chunk[..k]);
-                len += k as u64;
-            }
-            Ok::<_, io::Error>(())
-        })?;
         unchanged(&file, before, len)?;
         Ok(Inspected {
             digest: Digest(hasher.finalize().into()),
