@@ -86,7 +86,7 @@ impl Runner {
     /// Runs `f` on every item `items` yields and hands each result to `sink`, in item order,
     /// on the calling thread. `items` is consumed on the calling thread too, so a walk can feed
     /// the pool while it works. Items go out in chunks of neighbours (one `init` state per
-    /// chunk): one item alone while little work is queued, so four large files hash on four
+    /// chunk, made from the chunk's items, so it can read ahead): one item alone while little work is queued, so four large files hash on four
     /// workers, growing to [`ORDERED_CHUNK`] as work piles up; at most [`ORDERED_WINDOW`] items are in flight or waiting for
     /// an earlier one, so memory stays bounded whatever the number of items, and a large file
     /// holds back only the results after it, never the hashing of the next ones. Counts every
@@ -94,16 +94,19 @@ impl Runner {
     pub fn map_ordered<I: Send, S, T: Send>(
         &self,
         items: impl Iterator<Item = I>,
-        init: impl Fn() -> S + Sync,
+        init: impl Fn(&[I]) -> S + Sync,
         f: impl Fn(&mut S, I) -> T + Sync,
         mut sink: impl FnMut(T),
     ) {
         let mut items = items.peekable();
         let Some(pool) = &self.pool else {
-            let mut state = init();
-            for item in items {
-                self.bar.inc_length(1);
-                sink(f(&mut state, item));
+            while items.peek().is_some() {
+                let chunk: Vec<I> = items.by_ref().take(ORDERED_CHUNK).collect();
+                self.bar.inc_length(chunk.len() as u64);
+                let mut state = init(&chunk);
+                for item in chunk {
+                    sink(f(&mut state, item));
+                }
             }
             return;
         };
@@ -149,7 +152,7 @@ impl Runner {
                 sent += 1;
                 scope.spawn(move |_| {
                     let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        let mut state = init();
+                        let mut state = init(&chunk);
                         chunk.into_iter().map(|i| f(&mut state, i)).collect()
                     }));
                     let _ = tx.send((at, out));
@@ -246,7 +249,7 @@ mod tests {
             let (mut got, mut most) = (Vec::new(), 0u64);
             r.map_ordered(
                 0..50_000u64,
-                || (),
+                |_| (),
                 |_, i| {
                     let n = out_now.fetch_add(1, Ordering::SeqCst) + 1;
                     // Uneven work: later items finish before earlier ones.
@@ -286,7 +289,7 @@ mod tests {
         let mut workers = std::collections::BTreeSet::new();
         r.map_ordered(
             0..4u32,
-            || (),
+            |_| (),
             |_, _| {
                 started.fetch_add(1, Ordering::SeqCst);
                 let since = Instant::now();
@@ -315,7 +318,7 @@ mod tests {
             "test",
         );
         let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            r.map_ordered(0..1000u32, || (), |_, i| assert_ne!(i, 700), |_| {});
+            r.map_ordered(0..1000u32, |_| (), |_, i| assert_ne!(i, 700), |_| {});
         }));
         assert!(caught.is_err());
     }

@@ -1170,11 +1170,13 @@ fn the_seal_is_identical_whatever_the_thread_count() {
     )
     .unwrap();
     let mut seals = Vec::new();
-    for jobs in ["1", "2", "5"] {
-        let out = tmp.path().join(format!("p{jobs}"));
+    // And whether small files are read in batches (io_uring) or one by one.
+    for (jobs, ring) in [("1", "on"), ("2", "on"), ("5", "on"), ("2", "off")] {
+        let out = tmp.path().join(format!("p{jobs}{ring}"));
         run_ok(process::Command::new("cp").arg("-r").arg(&src).arg(&out));
         packet()
             .args(["build", "--jobs", jobs])
+            .env("PACKET_IO_URING", ring)
             .arg(&out)
             .assert()
             .success();
@@ -1184,6 +1186,7 @@ fn the_seal_is_identical_whatever_the_thread_count() {
         );
         let v = packet()
             .args(["verify", "--quiet", "--jobs", jobs])
+            .env("PACKET_IO_URING", ring)
             .arg(&out)
             .output()
             .unwrap();
@@ -1198,11 +1201,11 @@ fn the_seal_is_identical_whatever_the_thread_count() {
     }
     assert!(
         seals.windows(2).all(|w| w[0] == w[1]),
-        "the seal differs between thread counts"
+        "the seal differs between thread counts or read paths"
     );
     packet()
         .args(["verify", "--jobs", "0"])
-        .arg(tmp.path().join("p1"))
+        .arg(tmp.path().join("p1on"))
         .assert()
         .code(2);
 }

@@ -1,6 +1,7 @@
 //! SHA-256 digests (FIPS 180-4): the 32-byte value, its 64-lowercase-hex text form (the form
 //! `sha256sum` prints), and hashing of files in bounded memory.
 
+use super::batched::Ahead;
 use super::mapped::{self, Mapped};
 use sha2::{Digest as _, Sha256};
 use std::fmt;
@@ -202,13 +203,26 @@ pub fn read_with<R>(
 /// file to the next while they share it: the kernel then resolves one name per file, not
 /// every component of its path (on 100,000 small files, path lookup was a fifth of the
 /// time). One opener serves one worker over one run; it holds at most one directory open.
+///
+/// An opener made by [`Opener::ahead`] knows the files it will read, in order, and reads the
+/// small ones in batches (see [`super::batched`]).
 #[derive(Default)]
 pub struct Opener {
     #[cfg(unix)]
     dir: Option<(std::path::PathBuf, std::os::fd::OwnedFd)>,
+    ahead: Ahead,
 }
 
 impl Opener {
+    /// An opener that will be asked for `paths`, in this order (others may be asked for too,
+    /// and are opened one by one).
+    pub fn ahead(paths: Vec<std::path::PathBuf>) -> Opener {
+        Opener {
+            ahead: Ahead::new(paths),
+            ..Opener::default()
+        }
+    }
+
     /// Opens `path` read-only, refusing a symlink as its last component and never blocking
     /// on a fifo (see [`open_regular`]).
     pub fn open(&mut self, path: &Path) -> io::Result<File> {
@@ -258,6 +272,19 @@ pub fn read_observed<R>(
     inspect: impl FnOnce(&[u8], &Digest) -> R,
     observe: &mut dyn FnMut(&[u8]),
 ) -> io::Result<Inspected<R>> {
+    let mut inspect = Some(inspect);
+    let mut batched = None;
+    if opener.ahead.take(path, &mut |bytes| {
+        let inspect = inspect.take().expect("a batched file is taken once");
+        let seen = whole(bytes, keep_limit, inspect);
+        if seen.seen.is_none() {
+            observe(bytes);
+        }
+        batched = Some(seen);
+    }) {
+        return Ok(batched.expect("taken files were inspected"));
+    }
+    let inspect = inspect.expect("a file not taken is still to be inspected");
     // The walk already saw a regular file; O_NOFOLLOW and O_NONBLOCK keep a swapped-in link
     // or fifo from being followed or hanging, and the stat below guards the larger reads.
     let mut file = opener.open(path)?;
@@ -518,6 +545,40 @@ mod tests {
             let streamed = read_with(&path, 0, |_, _| ()).unwrap();
             assert_eq!(streamed.digest, expected, "{size}");
             assert_eq!(streamed.seen.is_some(), size == 0);
+        }
+    }
+
+    #[test]
+    fn a_batched_read_is_the_same_read() {
+        // Through an opener that reads ahead (small files in batches) and one that does not:
+        // the same digest, length, inspected bytes and observed bytes, for either keep limit.
+        let dir = tempfile::tempdir().unwrap();
+        let sizes = [0usize, 1, 4096, FIRST_READ - 1, FIRST_READ, 3 << 20];
+        let paths: Vec<_> = sizes
+            .iter()
+            .map(|&size| {
+                let path = dir.path().join(format!("f{size}"));
+                let data: Vec<u8> = (0..size).map(|i| (i * 7 % 253) as u8).collect();
+                std::fs::write(&path, &data).unwrap();
+                path
+            })
+            .collect();
+        for keep in [u64::MAX, 0] {
+            let mut plain = Opener::default();
+            let mut ahead = Opener::ahead(paths.clone());
+            for path in &paths {
+                let read = |opener: &mut Opener| {
+                    let mut observed = Vec::new();
+                    let r = read_observed(opener, path, keep, |b, d| (b.to_vec(), *d), &mut |c| {
+                        observed.extend_from_slice(c)
+                    })
+                    .unwrap();
+                    (r.digest, r.len, r.seen, observed)
+                };
+                let (want, got) = (read(&mut plain), read(&mut ahead));
+                assert!(want == got, "{} keep {keep}", path.display());
+                assert_eq!(want.0, Digest::of(&std::fs::read(path).unwrap()));
+            }
         }
     }
 

@@ -6,6 +6,7 @@
 //! Profiles and JSON forms live here, not with drift: they are what sealing measures and
 //! records. Drift diagnosis reads them later; nothing here depends on verification or drift.
 
+pub mod batched;
 pub mod build;
 pub mod digest;
 pub mod json;

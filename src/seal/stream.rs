@@ -107,7 +107,9 @@ pub fn seal(dir: &Path, jobs: Jobs, mode: Mode) -> Result<Streamed, Error> {
         let runner = Runner::new(jobs, 0, "sealing");
         runner.map_ordered(
             queue,
-            digest::Opener::default,
+            |chunk: &[Found]| {
+                digest::Opener::ahead(chunk.iter().map(|f| dir.join(&f.rel)).collect())
+            },
             |opener, f| hash(dir, f, opener, &runner),
             |done| {
                 if stopped.get() {

@@ -118,7 +118,9 @@ fn stream(run: &mut Run<'_>, dir: &Path, opts: &VerifyOptions, proven: Proven) -
     let runner = Runner::new(opts.jobs, 0, "verifying");
     runner.map_ordered(
         std::iter::from_fn(|| seal.next_on_disk()),
-        digest::Opener::default,
+        |chunk: &[(Entry, Option<LazyFile>)]| {
+            digest::Opener::ahead(chunk.iter().map(|(e, _)| dir.join(&e.path)).collect())
+        },
         |opener, (entry, record): (Entry, Option<LazyFile>)| {
             let out = hash_one(
                 opener,
