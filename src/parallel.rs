@@ -24,7 +24,7 @@ const SHOW_AFTER: Duration = Duration::from_secs(1);
 
 /// Items per task of [`Runner::map_ordered`]: enough to spread the cost of a task and of its
 /// state (an open directory) over many small files.
-pub const ORDERED_CHUNK: usize = 64;
+pub const ORDERED_CHUNK: usize = 256;
 /// Most items [`Runner::map_ordered`] has out at once (in flight or waiting to be handed on).
 pub const ORDERED_WINDOW: usize = 8192;
 

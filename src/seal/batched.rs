@@ -37,40 +37,53 @@ pub fn available() -> bool {
     imp::available()
 }
 
-/// The paths one worker will read next, in order, batched through its thread's ring as they
-/// are asked for. Created for a run of neighbouring files (a chunk of the pool's work).
+/// The files one worker will read next, in order, batched through its thread's ring as they
+/// are asked for. Created for a run of neighbouring files (a chunk of the pool's work); the
+/// relative paths are kept in one string, so reading ahead allocates nothing per file.
+#[derive(Default)]
 pub struct Ahead {
     id: u64,
-    paths: Vec<PathBuf>,
+    base: PathBuf,
+    /// The relative paths, `/`-separated, one after another; `ends[i]` is where the `i`th ends.
+    rels: String,
+    ends: Vec<usize>,
     /// The next path expected.
     next: usize,
     /// The paths the ring holds results for, while it holds this `Ahead`'s.
     batch: std::ops::Range<usize>,
 }
 
-impl Default for Ahead {
-    fn default() -> Ahead {
-        Ahead::new(Vec::new())
-    }
-}
-
 impl Ahead {
-    /// The files that will be read, in the order they will be asked for.
-    pub fn new(paths: Vec<PathBuf>) -> Ahead {
+    /// The files `base.join(rel)` for every `rel`, in the order they will be asked for.
+    pub fn new<'r>(base: &Path, rels: impl IntoIterator<Item = &'r str>) -> Ahead {
         static IDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
-        Ahead {
+        let mut ahead = Ahead {
             id: IDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
-            paths,
-            next: 0,
-            batch: 0..0,
+            base: base.to_path_buf(),
+            ..Ahead::default()
+        };
+        for rel in rels {
+            ahead.rels.push_str(rel);
+            ahead.ends.push(ahead.rels.len());
         }
+        ahead
+    }
+
+    fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// The `i`th relative path.
+    fn rel(&self, i: usize) -> &str {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        &self.rels[start..self.ends[i]]
     }
 
     /// When `path` is the next path given and the ring read it whole (fewer than
     /// [`FIRST_READ`] bytes), calls `whole` with its bytes and returns true. False when the
     /// caller must read it itself: out of order, no ring, an error, or a larger file.
     pub fn take(&mut self, path: &Path, whole: &mut dyn FnMut(&[u8])) -> bool {
-        if self.paths.get(self.next).map(PathBuf::as_path) != Some(path) {
+        if self.next >= self.len() || !joined_is(&self.base, self.rel(self.next), path) {
             return false;
         }
         let at = self.next;
@@ -79,14 +92,35 @@ impl Ahead {
     }
 }
 
+/// Whether `path` is `base.join(rel)`, byte for byte, without building it.
+fn joined_is(base: &Path, rel: &str, path: &Path) -> bool {
+    let (base, path) = (
+        base.as_os_str().as_encoded_bytes(),
+        path.as_os_str().as_encoded_bytes(),
+    );
+    if base.is_empty() {
+        return path == rel.as_bytes();
+    }
+    let Some(rest) = path.strip_prefix(base) else {
+        return false;
+    };
+    let rest = if base.ends_with(b"/") {
+        rest
+    } else {
+        match rest.strip_prefix(b"/") {
+            Some(rest) => rest,
+            None => return false,
+        }
+    };
+    rest == rel.as_bytes()
+}
+
 #[cfg(all(target_os = "linux", target_pointer_width = "64"))]
 mod imp {
     use super::{Ahead, BATCH, FIRST_READ, SWITCH};
     use io_uring::{IoUring, opcode, squeue, types};
     use std::cell::RefCell;
-    use std::ffi::CString;
     use std::os::fd::{AsRawFd, OwnedFd};
-    use std::os::unix::ffi::OsStrExt;
     use std::path::{Path, PathBuf};
 
     /// One thread's ring, its buffers and the results of its last batch.
@@ -102,6 +136,8 @@ mod imp {
         owner: u64,
         /// Directories of the batch's files, the last one kept for the next batch.
         dirs: Vec<(PathBuf, OwnedFd)>,
+        /// The batch's file names, each ended by a NUL, reused from batch to batch.
+        names: Vec<u8>,
     }
 
     enum State {
@@ -143,8 +179,8 @@ mod imp {
                 return false;
             };
             if ring.owner != ahead.id || !ahead.batch.contains(&at) {
-                let end = (at + BATCH).min(ahead.paths.len());
-                if !fill(ring, &ahead.paths[at..end]) {
+                let end = (at + BATCH).min(ahead.len());
+                if !fill(ring, ahead, at..end) {
                     // The ring failed in a way that leaves its reads in doubt: its memory is
                     // never reused or freed, and this thread reads without it from now on.
                     if let State::Ready(ring) = std::mem::replace(&mut *state, State::Off) {
@@ -188,50 +224,54 @@ mod imp {
             got: [0; BATCH],
             owner: 0,
             dirs: Vec::new(),
+            names: Vec::with_capacity(BATCH * 64),
         })
     }
 
-    /// Opens, reads and closes `paths` (at most `BATCH`) through the ring, leaving each
-    /// outcome in `got`. False when the ring failed with requests possibly still in flight.
-    fn fill(r: &mut Ring, paths: &[PathBuf]) -> bool {
+    /// Opens, reads and closes the files `files` of `ahead` (at most `BATCH`) through the ring,
+    /// leaving each outcome in `got`. False when the ring failed with requests possibly still
+    /// in flight.
+    fn fill(r: &mut Ring, ahead: &Ahead, files: std::ops::Range<usize>) -> bool {
         r.owner = 0;
         r.got = [-libc::ECANCELED; BATCH];
         if let Some(last) = r.dirs.pop() {
             r.dirs.clear();
             r.dirs.push(last);
         }
-        // The names must live until the kernel has taken them: to the end of this call.
-        let mut names: Vec<(usize, libc::c_int, CString)> = Vec::with_capacity(paths.len());
-        for (i, path) in paths.iter().enumerate() {
-            let Some((dir, name)) = split(path) else {
+        // Every name goes into `names` before a pointer into it is taken: it must not move
+        // until the kernel has read them all, at the end of this call.
+        r.names.clear();
+        let mut named: Vec<(usize, libc::c_int, usize)> = Vec::with_capacity(files.len());
+        for (i, at) in files.enumerate() {
+            let rel = ahead.rel(at);
+            let (dir, name) = rel.rsplit_once('/').unwrap_or(("", rel));
+            if name.is_empty() || name.contains('\0') {
                 r.got[i] = -libc::EINVAL;
                 continue;
-            };
-            let Ok(name) = CString::new(name.as_os_str().as_bytes()) else {
-                r.got[i] = -libc::EINVAL;
-                continue;
-            };
-            let Some(dirfd) = dir_fd(&mut r.dirs, dir) else {
+            }
+            let Some(dirfd) = dir_fd(&mut r.dirs, &ahead.base, dir) else {
                 r.got[i] = -libc::ENOENT;
                 continue;
             };
-            names.push((i, dirfd, name));
+            named.push((i, dirfd, r.names.len()));
+            r.names.extend_from_slice(name.as_bytes());
+            r.names.push(0);
         }
         let base = r.slots.as_mut_ptr();
         {
             let mut sq = r.ring.submission();
-            for (i, dirfd, name) in &names {
-                let slot = *i as u32;
+            for &(i, dirfd, name) in &named {
+                let slot = i as u32;
                 let Ok(dest) = types::DestinationSlot::try_from_slot_target(slot) else {
                     continue;
                 };
                 let ops = [
-                    opcode::OpenAt::new(types::Fd(*dirfd), name.as_ptr())
+                    opcode::OpenAt::new(types::Fd(dirfd), r.names[name..].as_ptr().cast())
                         .flags(libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK)
                         .file_index(Some(dest))
                         .build()
                         .flags(squeue::Flags::IO_LINK)
-                        .user_data(OPEN | (*i as u64) << 2),
+                        .user_data(OPEN | (i as u64) << 2),
                     // SAFETY (of the pointer): slot `i` is `FIRST_READ` bytes inside `slots`,
                     // which this call does not touch until every request has completed.
                     opcode::Read::new(
@@ -242,10 +282,10 @@ mod imp {
                     .build()
                     // Hard: the close runs even when the read fails or comes back short.
                     .flags(squeue::Flags::IO_HARDLINK)
-                    .user_data(READ | (*i as u64) << 2),
+                    .user_data(READ | (i as u64) << 2),
                     opcode::Close::new(types::Fixed(slot))
                         .build()
-                        .user_data(CLOSE | (*i as u64) << 2),
+                        .user_data(CLOSE | (i as u64) << 2),
                 ];
                 // SAFETY: the name and the buffer outlive the requests (all are reaped below
                 // before this returns, or the ring's memory is leaked); the queue has room for
@@ -255,7 +295,7 @@ mod imp {
                 }
             }
         }
-        let want = 3 * names.len();
+        let want = 3 * named.len();
         let mut seen = 0;
         while seen < want {
             match r.ring.submit_and_wait(want - seen) {
@@ -278,34 +318,44 @@ mod imp {
         true
     }
 
-    /// The directory and last component of `path`.
-    fn split(path: &Path) -> Option<(&Path, &Path)> {
-        let dir = path.parent()?;
-        let name = Path::new(path.file_name()?);
-        Some((
-            if dir.as_os_str().is_empty() {
-                Path::new(".")
+    /// A descriptor of the directory `rel` under `base`, opened once per batch.
+    fn dir_fd(dirs: &mut Vec<(PathBuf, OwnedFd)>, base: &Path, rel: &str) -> Option<libc::c_int> {
+        let known = |p: &PathBuf| {
+            if rel.is_empty() {
+                p == base
             } else {
-                dir
-            },
-            name,
-        ))
-    }
-
-    /// A descriptor of `dir`, opened once per batch.
-    fn dir_fd(dirs: &mut Vec<(PathBuf, OwnedFd)>, dir: &Path) -> Option<libc::c_int> {
-        if let Some((_, fd)) = dirs.iter().find(|(p, _)| p == dir) {
+                super::joined_is(base, rel, p)
+            }
+        };
+        if let Some((_, fd)) = dirs.iter().find(|(p, _)| known(p)) {
             return Some(fd.as_raw_fd());
         }
+        let dir = if rel.is_empty() {
+            base.to_path_buf()
+        } else {
+            base.join(rel)
+        };
+        let dir = if dir.as_os_str().is_empty() {
+            PathBuf::from(".")
+        } else {
+            dir
+        };
         use rustix::fs::{Mode, OFlags};
         let fd = rustix::fs::open(
-            dir,
+            &dir,
             OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
             Mode::empty(),
         )
         .ok()?;
         let raw = fd.as_raw_fd();
-        dirs.push((dir.to_path_buf(), fd));
+        dirs.push((
+            if rel.is_empty() {
+                base.to_path_buf()
+            } else {
+                dir
+            },
+            fd,
+        ));
         Some(raw)
     }
 }
@@ -344,7 +394,7 @@ mod tests {
     }
 
     /// What `take` gave for each path, in order: `Some(bytes)` when read whole by the ring.
-    fn taken(ahead: &mut Ahead, paths: &[std::path::PathBuf]) -> Vec<Option<Vec<u8>>> {
+    fn taken(ahead: &mut Ahead, paths: &[PathBuf]) -> Vec<Option<Vec<u8>>> {
         paths
             .iter()
             .map(|p| {
@@ -365,26 +415,39 @@ mod tests {
         let root = dir.path();
         fs::create_dir(root.join("sub")).unwrap();
         // Over two batches, in two directories, of every size around the first read.
-        let mut paths = Vec::new();
+        let mut rels = Vec::new();
         let mut want = Vec::new();
         for i in 0..(BATCH + 7) {
             let len = [0, 1, 4096, FIRST_READ - 1, FIRST_READ, FIRST_READ + 1][i % 6];
             let bytes: Vec<u8> = (0..len).map(|k| (k * 31 + i) as u8).collect();
-            let p = root
-                .join(if i % 2 == 0 { "sub" } else { "." })
-                .join(format!("f{i}"));
-            fs::write(&p, &bytes).unwrap();
-            paths.push(p);
+            let rel = if i % 2 == 0 {
+                format!("sub/f{i}")
+            } else {
+                format!("f{i}")
+            };
+            fs::write(root.join(&rel), &bytes).unwrap();
+            rels.push(rel);
             want.push((len < FIRST_READ).then_some(bytes));
         }
         // A missing file, a symlink (never followed) and a directory are left to the caller.
-        std::os::unix::fs::symlink(&paths[1], root.join("link")).unwrap();
+        std::os::unix::fs::symlink(root.join("f1"), root.join("link")).unwrap();
         for odd in ["missing", "link", "sub"] {
-            paths.push(root.join(odd));
+            rels.push(odd.to_string());
             want.push(None);
         }
-        let mut ahead = Ahead::new(paths.clone());
+        let paths: Vec<PathBuf> = rels.iter().map(|r| root.join(r)).collect();
+        let mut ahead = Ahead::new(root, rels.iter().map(String::as_str));
         assert_eq!(taken(&mut ahead, &paths), want);
+    }
+
+    #[test]
+    fn a_joined_path_is_recognised_without_building_it() {
+        for (base, rel) in [("", "a/b"), ("/t", "a"), ("/t/", "a/b"), ("t", "x y/z")] {
+            let path = Path::new(base).join(rel);
+            assert!(joined_is(Path::new(base), rel, &path), "{base} + {rel}");
+            assert!(!joined_is(Path::new(base), "a/c", &path), "{base} + a/c");
+        }
+        assert!(!joined_is(Path::new("/t"), "a", Path::new("/ta")));
     }
 
     #[test]
@@ -399,8 +462,8 @@ mod tests {
             p
         };
         let (a, b, c, d) = (mk("a"), mk("b"), mk("c"), mk("d"));
-        let mut first = Ahead::new(vec![a.clone(), b.clone()]);
-        let mut second = Ahead::new(vec![c.clone(), d.clone()]);
+        let mut first = Ahead::new(dir.path(), ["a", "b"]);
+        let mut second = Ahead::new(dir.path(), ["c", "d"]);
         // Out of order: not served, and the expected path stays the next one.
         assert!(!first.take(&b, &mut |_| panic!("b is not next")));
         assert_eq!(
@@ -422,7 +485,7 @@ mod tests {
         );
         // A file rewritten after its batch was read is read again by the caller's next Ahead.
         fs::write(&a, "changed").unwrap();
-        let mut again = Ahead::new(vec![a.clone()]);
+        let mut again = Ahead::new(dir.path(), ["a"]);
         assert_eq!(taken(&mut again, &[a]), [Some(b"changed".to_vec())]);
     }
 }

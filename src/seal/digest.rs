@@ -214,11 +214,11 @@ pub struct Opener {
 }
 
 impl Opener {
-    /// An opener that will be asked for `paths`, in this order (others may be asked for too,
-    /// and are opened one by one).
-    pub fn ahead(paths: Vec<std::path::PathBuf>) -> Opener {
+    /// An opener that will be asked for `base.join(rel)` for every `rel`, in this order
+    /// (others may be asked for too, and are opened one by one).
+    pub fn ahead<'r>(base: &Path, rels: impl IntoIterator<Item = &'r str>) -> Opener {
         Opener {
-            ahead: Ahead::new(paths),
+            ahead: Ahead::new(base, rels),
             ..Opener::default()
         }
     }
@@ -554,18 +554,15 @@ mod tests {
         // the same digest, length, inspected bytes and observed bytes, for either keep limit.
         let dir = tempfile::tempdir().unwrap();
         let sizes = [0usize, 1, 4096, FIRST_READ - 1, FIRST_READ, 3 << 20];
-        let paths: Vec<_> = sizes
-            .iter()
-            .map(|&size| {
-                let path = dir.path().join(format!("f{size}"));
-                let data: Vec<u8> = (0..size).map(|i| (i * 7 % 253) as u8).collect();
-                std::fs::write(&path, &data).unwrap();
-                path
-            })
-            .collect();
+        let rels: Vec<String> = sizes.iter().map(|size| format!("f{size}")).collect();
+        let paths: Vec<_> = rels.iter().map(|r| dir.path().join(r)).collect();
+        for (path, &size) in paths.iter().zip(&sizes) {
+            let data: Vec<u8> = (0..size).map(|i| (i * 7 % 253) as u8).collect();
+            std::fs::write(path, &data).unwrap();
+        }
         for keep in [u64::MAX, 0] {
             let mut plain = Opener::default();
-            let mut ahead = Opener::ahead(paths.clone());
+            let mut ahead = Opener::ahead(dir.path(), rels.iter().map(String::as_str));
             for path in &paths {
                 let read = |opener: &mut Opener| {
                     let mut observed = Vec::new();

@@ -107,9 +107,7 @@ pub fn seal(dir: &Path, jobs: Jobs, mode: Mode) -> Result<Streamed, Error> {
         let runner = Runner::new(jobs, 0, "sealing");
         runner.map_ordered(
             queue,
-            |chunk: &[Found]| {
-                digest::Opener::ahead(chunk.iter().map(|f| dir.join(&f.rel)).collect())
-            },
+            |chunk: &[Found]| digest::Opener::ahead(dir, chunk.iter().map(|f| f.rel.as_str())),
             |opener, f| hash(dir, f, opener, &runner),
             |done| {
                 if stopped.get() {

@@ -126,6 +126,7 @@ fn list(
             return;
         }
     };
+    let mut whole = String::new();
     for item in entries {
         let entry = match item {
             Ok(e) => e,
@@ -152,10 +153,16 @@ fn list(
                 continue;
             }
             Ok(ft) if ft.is_file() => {
+                // The whole path is checked (a name is safe or not by where it starts), in
+                // one buffer reused from file to file.
+                whole.clear();
+                whole.push_str(prefix);
+                whole.push_str(rel_dir);
+                whole.push_str(name);
                 let checked = if sealing {
-                    check_path(&rel())
+                    check_path(&whole)
                 } else {
-                    check_safe(&rel())
+                    check_safe(&whole)
                 };
                 match checked {
                     Ok(()) => {
@@ -245,14 +252,17 @@ impl Iterator for SortedWalk {
                 self.stack.pop();
                 continue;
             };
-            let rel = format!("{rel_dir}{name}");
             if is_dir {
+                let rel = format!("{rel_dir}{name}");
                 self.open(rel);
                 continue;
             }
-            return Some(Found {
-                rel: format!("{}{rel}", self.prefix),
-            });
+            // One allocation per file: the path as the manifest will hold it.
+            let mut rel = String::with_capacity(self.prefix.len() + rel_dir.len() + name.len());
+            rel.push_str(&self.prefix);
+            rel.push_str(rel_dir);
+            rel.push_str(&name);
+            return Some(Found { rel });
         }
     }
 }

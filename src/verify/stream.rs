@@ -119,7 +119,7 @@ fn stream(run: &mut Run<'_>, dir: &Path, opts: &VerifyOptions, proven: Proven) -
     runner.map_ordered(
         std::iter::from_fn(|| seal.next_on_disk()),
         |chunk: &[(Entry, Option<LazyFile>)]| {
-            digest::Opener::ahead(chunk.iter().map(|(e, _)| dir.join(&e.path)).collect())
+            digest::Opener::ahead(dir, chunk.iter().map(|(e, _)| e.path.as_str()))
         },
         |opener, (entry, record): (Entry, Option<LazyFile>)| {
             let out = hash_one(
