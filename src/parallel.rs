@@ -23,7 +23,9 @@ pub struct Jobs {
 const SHOW_AFTER: Duration = Duration::from_secs(1);
 
 /// Items per task of [`Runner::map_ordered`]: enough to spread the cost of a task and of its
-/// state (an open directory) over many small files.
+/// state (an open directory, a batched read) over many small files. Each task's end wakes the
+/// calling thread; 256 rather than 64 cut a reseal of 100,000 small files from 0.88 to 0.80 s
+/// of CPU (`perf stat` task-clock, means of 3).
 pub const ORDERED_CHUNK: usize = 256;
 /// Most items [`Runner::map_ordered`] has out at once (in flight or waiting to be handed on).
 pub const ORDERED_WINDOW: usize = 8192;

@@ -258,6 +258,7 @@ mod imp {
             r.names.push(0);
         }
         let base = r.slots.as_mut_ptr();
+        let mut pushed = 0;
         {
             let mut sq = r.ring.submission();
             for &(i, dirfd, name) in &named {
@@ -293,9 +294,10 @@ mod imp {
                 if unsafe { sq.push_multiple(&ops) }.is_err() {
                     return false;
                 }
+                pushed += ops.len();
             }
         }
-        let want = 3 * named.len();
+        let want = pushed;
         let mut seen = 0;
         while seen < want {
             match r.ring.submit_and_wait(want - seen) {
