@@ -20,7 +20,9 @@
 //! `kernel.io_uring_disabled`, kernels before 5.19), and when the environment sets
 //! `PACKET_IO_URING=off`.
 
-use super::digest::FIRST_READ;
+/// Bytes read per file, the same first read as `digest::FIRST_READ` (which is defined as this,
+/// so the two cannot part and imports run one way, digest to here).
+pub const FIRST_READ: usize = 64 * 1024;
 use std::path::{Path, PathBuf};
 
 /// Files per submission: 3 × 32 entries fit the ring, and 32 buffers of [`FIRST_READ`] bytes

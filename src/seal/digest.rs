@@ -11,7 +11,7 @@ use std::path::Path;
 
 /// The first read of every file, in bytes: a file shorter than this is read whole by it, with
 /// no separate stat (a third of the small-file time when measured).
-pub const FIRST_READ: usize = 64 * 1024;
+pub const FIRST_READ: usize = super::batched::FIRST_READ;
 
 /// Files above the keep limit are hashed in reads of this many bytes through one per-thread
 /// buffer, so memory stays bounded whatever the file size (and the chunk stays in cache
