@@ -130,10 +130,12 @@ fn stream(run: &mut Run<'_>, dir: &Path, opts: &VerifyOptions, proven: Proven) -
                 false,
             );
             runner.done(out.as_ref().map_or(0, |h| h.len));
-            (entry, record.map(|r| r.bytes), out)
+            // Back to the thread that allocated them: freed there, they stay in its cache
+            // and take no allocator lock the reading thread is holding.
+            (entry, record, out)
         },
-        |(entry, sealed_len, out)| {
-            run.settle(&entry, sealed_len, None, out);
+        |(entry, record, out)| {
+            run.settle(&entry, record.as_ref().map(|r| r.bytes), None, out);
         },
     );
     drop(runner);
