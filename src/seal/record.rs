@@ -113,6 +113,19 @@ pub struct LazyFile {
 }
 
 impl LazyFile {
+    /// The record of `path`, `bytes` long, with `profile` as the raw JSON it was read as.
+    pub(crate) fn new(
+        path: String,
+        bytes: u64,
+        profile: Option<Box<serde_json::value::RawValue>>,
+    ) -> LazyFile {
+        LazyFile {
+            path,
+            bytes,
+            profile,
+        }
+    }
+
     /// The sealed profile, parsed now; `None` when absent or unreadable (diagnosis then
     /// proceeds as for a packet without profiles).
     pub fn profile(&self) -> Option<Profile> {

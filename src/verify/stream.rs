@@ -496,12 +496,7 @@ impl RecordLines {
                 line
             }
         };
-        // The whole record nests two deeper than one of its lines (its object and array).
-        strict::check_text(json).map_err(drop)?;
-        if strict::max_depth(json) + 2 > strict::MAX_DEPTH {
-            return Err(());
-        }
-        let record: LazyFile = serde_json::from_slice(json).map_err(drop)?;
+        let record = record_of(json)?;
         if self.records > 0 && self.last_path.as_bytes() >= record.path.as_bytes() {
             return Err(());
         }
@@ -517,9 +512,73 @@ impl RecordLines {
     }
 }
 
+/// One record line (without its comma) checked as [`crate::seal::Records::parse`] checks
+/// the whole record; `Err` where that would refuse it.
+fn record_of(json: &[u8]) -> Result<LazyFile, ()> {
+    let Some((path, bytes, profile)) = packet_line(json) else {
+        return record_by_serde(json);
+    };
+    let profile = match profile {
+        // Path and length cannot nest, carry no escape and are valid as read: only the
+        // profile is left to check.
+        Some(raw) => {
+            strict::check_text(raw).map_err(drop)?;
+            if 1 + strict::max_depth(raw) + 2 > strict::MAX_DEPTH {
+                return Err(());
+            }
+            let raw = std::str::from_utf8(raw).map_err(drop)?;
+            Some(serde_json::value::RawValue::from_string(raw.to_owned()).map_err(drop)?)
+        }
+        None => None,
+    };
+    Ok(LazyFile::new(path.to_owned(), bytes, profile))
+}
+
+/// [`record_of`] by the general parser, for a line not in packet's own form.
+fn record_by_serde(json: &[u8]) -> Result<LazyFile, ()> {
+    // The whole record nests two deeper than one of its lines (its object and array).
+    strict::check_text(json).map_err(drop)?;
+    if strict::max_depth(json) + 2 > strict::MAX_DEPTH {
+        return Err(());
+    }
+    serde_json::from_slice(json).map_err(drop)
+}
+
+/// A record line in the one form packet renders, `{"path":"P","bytes":N}` or
+/// `{"path":"P","bytes":N,"profile":{...}}`, as its path, length and raw profile (not yet
+/// checked); `None` for any other line, which serde_json then reads (so an escape in a path,
+/// a `null` profile or another member order is read exactly as the whole check reads it).
+/// It spares the general parser the line every sealed file has.
+fn packet_line(json: &[u8]) -> Option<(&str, u64, Option<&[u8]>)> {
+    let rest = json.strip_prefix(br#"{"path":""#)?;
+    let end = memchr::memchr2(b'"', b'\\', rest)?;
+    (rest[end] == b'"').then_some(())?;
+    let path = std::str::from_utf8(&rest[..end]).ok()?;
+    // JSON strings hold no raw control character (RFC 8259 §7): serde_json refuses those.
+    if path.bytes().any(|b| b < 0x20) {
+        return None;
+    }
+    let rest = rest[end + 1..].strip_prefix(br#","bytes":"#)?;
+    let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+    let (number, rest) = rest.split_at(digits);
+    // JSON has no leading zero (§6); an overflow is serde_json's to refuse.
+    if number.is_empty() || (number.len() > 1 && number[0] == b'0') {
+        return None;
+    }
+    let bytes = std::str::from_utf8(number).ok()?.parse().ok()?;
+    if rest == b"}" {
+        return Some((path, bytes, None));
+    }
+    let profile = rest.strip_prefix(br#","profile":"#)?.strip_suffix(b"}")?;
+    profile
+        .starts_with(b"{")
+        .then_some((path, bytes, Some(profile)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
     use crate::manifest::{Manifest, render_tree_file};
     use crate::seal::SealRecord;
     use crate::selftest;
@@ -932,5 +991,46 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_record_line_reads_alike_by_the_fast_form_and_by_serde() {
+        let n = crate::strict::MAX_DEPTH;
+        let deep = format!("{}1{}", "[".repeat(n), "]".repeat(n));
+        let rendered = crate::seal::record::render_record_line("d/a.bin", 4096, None);
+        let lines: Vec<String> = vec![
+            String::from_utf8(rendered).unwrap(),
+            r#"{"path":"d/a.bin","bytes":4096,"profile":{"encoding":"binary"}}"#.into(),
+            r#"{"path":"Tài liệu — ghi chú.md","bytes":0,"profile":{"encoding":"utf-8","x":[1,{"y":2}]}}"#.into(),
+            r#"{"path":"a\"b","bytes":1}"#.into(),
+            r#"{"path":"a\u00e9","bytes":1}"#.into(),
+            "{\"path\":\"a\tb\",\"bytes\":1}".into(),
+            r#"{"path":"a","bytes":01}"#.into(),
+            r#"{"path":"a","bytes":99999999999999999999}"#.into(),
+            r#"{"path":"a","bytes":-1}"#.into(),
+            r#"{"path":"a","bytes":1.0}"#.into(),
+            r#"{"path":"a","bytes":1,"profile":null}"#.into(),
+            r#"{"path":"a","bytes":1,"profile":{}}}"#.into(),
+            r#"{"path":"a","bytes":1,"profile":{"a":1} }"#.into(),
+            r#"{"path":"a","bytes":1,"profile":{"a":"\ud800"}}"#.into(),
+            r#"{"path":"a","bytes":1,"profile":{"a":"\ud83d\ude00"}}"#.into(),
+            format!(r#"{{"path":"a","bytes":1,"profile":{{"a":{deep}}}}}"#),
+            r#"{"path":"a","bytes":1,"profile":{"a":1},"more":2}"#.into(),
+            r#"{"path":"a","bytes":1,"profile":{"a":}}"#.into(),
+            r#"{"path":"a","bytes":1,"bytes":2}"#.into(),
+            r#"{"bytes":1,"path":"a"}"#.into(),
+        ];
+        let mut fast_form = 0;
+        for line in &lines {
+            let json = line.as_bytes();
+            fast_form += usize::from(packet_line(json).is_some());
+            let read = |r: Result<LazyFile, ()>| r.map(|f| (f.path.clone(), f.bytes, f.profile()));
+            assert_eq!(read(record_of(json)), read(record_by_serde(json)), "{line}");
+        }
+        // The cases that matter went through the fast form, not around it.
+        assert!(fast_form >= 10, "{fast_form}");
+        assert!(record_of(lines[1].as_bytes()).is_ok());
+        assert!(record_of(lines[13].as_bytes()).is_err());
+        assert!(record_of(lines[15].as_bytes()).is_err());
     }
 }
