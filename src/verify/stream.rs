@@ -9,10 +9,12 @@
 //! the one form packet writes (every line `<64 hex>  <path>`, sorted, no BOM or CRLF, final
 //! newline) whose digest is its tree file's and every pin's, and a `SEAL.json` in the one
 //! layout packet writes (see [`crate::seal::record::record_head`]) whose digest is the manifest's.
-//! Pass 1 hashes the two seal files (holding one line at a time) and proves the digests; pass
-//! 2 reads them again through the same descriptors, checking every line's form as it goes,
-//! and hashes them again. Anything else (a seal file that drifted, a foreign or damaged
-//! manifest, a record another tool wrote, a seal file changed between the passes) gives
+//! Pass 1 hashes the two seal files and proves the digests; pass 2 reads them again, checking
+//! every line's form as it goes. A seal file of at most [`HOLD_LIMIT`] bytes is held in memory
+//! between the passes, so pass 2 reads the bytes pass 1 hashed; a larger one is read again
+//! through the same descriptor, a line at a time, and hashed again. Anything else (a seal
+//! file that drifted, a foreign or damaged manifest, a record another tool wrote, a streamed
+//! seal file changed between the passes) gives
 //! `None` before anything is reported, and the whole check, which diagnoses it, runs instead.
 //! Files hashed before a late line gave the stream up are hashed again then: the price of a
 //! seal no packet wrote, paid only by such seals.
@@ -33,13 +35,23 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, Seek};
 use std::path::Path;
 
-/// Bytes read from a seal file at a time.
+/// Bytes read from a seal file at a time, when it is streamed.
 const READ_BUFFER: usize = 256 * 1024;
+
+/// The largest seal file held in memory between the passes, in bytes (16 MiB: both seal
+/// files of a packet of about 200,000 files). Larger ones are streamed twice, so memory stays
+/// bounded whatever the packet's size.
+const HOLD_LIMIT: u64 = 16 * 1024 * 1024;
 
 /// Verifies `dir` against its own seal as a stream, or `None` when the seal is not in the
 /// form the stream reads (see the module doc); nothing has been reported then.
 pub(crate) fn check(dir: &Path, opts: &VerifyOptions) -> Option<Checked> {
-    let proven = prove(dir, opts)?;
+    check_holding(dir, opts, HOLD_LIMIT)
+}
+
+/// [`check`], holding in memory the seal files of at most `hold` bytes.
+fn check_holding(dir: &Path, opts: &VerifyOptions, hold: u64) -> Option<Checked> {
+    let proven = prove(dir, opts, hold)?;
     let mut run = Run::new(dir, opts);
     run.tree.computed = Some(proven.tree.to_hex());
     run.tree.recorded = Some(proven.tree.to_hex());
@@ -47,25 +59,25 @@ pub(crate) fn check(dir: &Path, opts: &VerifyOptions) -> Option<Checked> {
     Some(run.finish(Vec::new(), None))
 }
 
-/// What pass 1 proved: the tree hash, and the seal files open for pass 2 with the digests
+/// What pass 1 proved: the tree hash, and the seal files ready for pass 2 with the digests
 /// they must hash to again.
 struct Proven {
     tree: Digest,
-    manifest: File,
-    record: File,
+    manifest: Lines,
+    record: Lines,
     record_digest: Digest,
 }
 
 /// Pass 1: whether the seal hashes as it must for the stream to read it (see the module doc):
 /// the manifest to its tree file and every pin, `SEAL.json` to the manifest's digest for it.
 /// Only hashes: whether every line is in packet's own form is seen in pass 2.
-fn prove(dir: &Path, opts: &VerifyOptions) -> Option<Proven> {
+fn prove(dir: &Path, opts: &VerifyOptions, hold: u64) -> Option<Proven> {
     let (manifest, _) = super::load::open_seal_file(&dir.join(MANIFEST_NAME)).ok()?;
     let (record, _) = super::load::open_seal_file(&dir.join(SEAL_RECORD_NAME)).ok()?;
     let (manifest_read, record_read) = std::thread::scope(|s| {
-        let records = s.spawn(|| hash_bounded(record.try_clone().ok()?, SEAL_RECORD_LIMIT));
+        let records = s.spawn(|| Lines::open(record, SEAL_RECORD_LIMIT, hold).ok()?.skim());
         let manifest_read = (|| {
-            let mut lines = Lines::new(manifest.try_clone().ok()?, MANIFEST_LIMIT).ok()?;
+            let mut lines = Lines::open(manifest, MANIFEST_LIMIT, hold).ok()?;
             let mut record_digest = None;
             while let Some(line) = lines.next().ok()? {
                 // The first line naming it; a second is a duplicate, which pass 2 sees.
@@ -76,12 +88,14 @@ fn prove(dir: &Path, opts: &VerifyOptions) -> Option<Proven> {
                     record_digest = manifest::standard_line(line).map(|e| e.digest);
                 }
             }
-            Some((lines.finish(), record_digest?))
+            let (tree, lines) = lines.again().ok()?;
+            Some((tree, lines, record_digest?))
         })();
         (manifest_read, records.join().ok().flatten())
     });
-    let (tree, sealed_record) = manifest_read?;
-    if record_read? != sealed_record {
+    let (tree, manifest, sealed_record) = manifest_read?;
+    let (record_digest, record) = record_read?;
+    if record_digest != sealed_record {
         return None;
     }
     let recorded = super::read_regular(&dir.join(TREE_NAME)).ok()?;
@@ -91,7 +105,7 @@ fn prove(dir: &Path, opts: &VerifyOptions) -> Option<Proven> {
         tree,
         manifest,
         record,
-        record_digest: sealed_record,
+        record_digest,
     })
 }
 
@@ -101,7 +115,7 @@ fn prove(dir: &Path, opts: &VerifyOptions) -> Option<Proven> {
 /// that no longer hashes as pass 1 found (the whole check then reads what is there now).
 fn stream(run: &mut Run<'_>, dir: &Path, opts: &VerifyOptions, proven: Proven) -> Option<()> {
     let mut seal = Merged {
-        manifest: ManifestLines::new(proven.manifest).ok()?,
+        manifest: ManifestLines::new(proven.manifest),
         records: RecordLines::new(proven.record).ok()?,
         entries: 0,
         next_record: None,
@@ -341,7 +355,7 @@ impl Merged {
 
 /// The SHA-256 of `file` from its start, `None` when it cannot be read or holds more than
 /// `limit` bytes.
-fn hash_bounded(mut file: File, limit: u64) -> Option<Digest> {
+fn hash_bounded(file: &mut File, limit: u64) -> Option<Digest> {
     use std::io::Read;
     file.rewind().ok()?;
     let (mut hasher, mut buf, mut read) = (Sha256::new(), vec![0u8; READ_BUFFER], 0u64);
@@ -358,55 +372,150 @@ fn hash_bounded(mut file: File, limit: u64) -> Option<Digest> {
     }
 }
 
-/// A seal file read line by line and hashed as it is read, within its size limit.
-struct Lines {
-    reader: BufReader<File>,
-    hasher: Sha256,
-    read: u64,
-    limit: u64,
-    line: Vec<u8>,
+/// A seal file read line by line, within its size limit: held in memory whole when it is
+/// no larger than [`HOLD_LIMIT`], hashed once as it is read in, so that pass 2 reads the very
+/// bytes pass 1 hashed; streamed from its descriptor otherwise, and hashed again on each pass.
+enum Lines {
+    Held {
+        bytes: Vec<u8>,
+        /// Where the next line starts.
+        at: usize,
+        digest: Digest,
+    },
+    Streamed {
+        reader: BufReader<File>,
+        hasher: Sha256,
+        read: u64,
+        limit: u64,
+        line: Vec<u8>,
+    },
 }
 
 impl Lines {
-    /// Reads `file` from its start.
-    fn new(mut file: File, limit: u64) -> std::io::Result<Lines> {
+    /// Reads `file` from its start: held when it is at most `hold` bytes, streamed when
+    /// larger; an error for a read error or (held) more bytes than `limit`.
+    fn open(mut file: File, limit: u64, hold: u64) -> std::io::Result<Lines> {
+        use std::io::Read;
         file.rewind()?;
-        Ok(Lines {
+        if file.metadata()?.len() > hold.min(limit) {
+            return Ok(Lines::streamed(file, limit));
+        }
+        // A file that grew since its size was read is still held whole, within its limit.
+        let mut bytes = Vec::new();
+        (&mut file).take(limit + 1).read_to_end(&mut bytes)?;
+        if bytes.len() as u64 > limit {
+            return Err(std::io::ErrorKind::FileTooLarge.into());
+        }
+        let digest = Digest(Sha256::digest(&bytes).into());
+        Ok(Lines::Held {
+            bytes,
+            at: 0,
+            digest,
+        })
+    }
+
+    /// Streams `file` from where its offset is.
+    fn streamed(file: File, limit: u64) -> Lines {
+        Lines::Streamed {
             reader: BufReader::with_capacity(READ_BUFFER, file),
             hasher: Sha256::new(),
             read: 0,
             limit,
             line: Vec::new(),
-        })
+        }
     }
 
     /// The next line without its newline, `None` at the end; `Err` for a read error, a last
     /// line with no newline, or more bytes than the limit.
     fn next(&mut self) -> Result<Option<&[u8]>, ()> {
-        self.line.clear();
-        // Never more than the limit into memory, even from a file that grew after its size
-        // was checked and holds no newline.
-        let room = (self.limit + 1).saturating_sub(self.read);
-        let n = std::io::Read::take(&mut self.reader, room)
-            .read_until(b'\n', &mut self.line)
-            .map_err(drop)?;
-        self.read += n as u64;
-        if self.read > self.limit {
-            return Err(());
-        }
-        if n == 0 {
-            return Ok(None);
-        }
-        self.hasher.update(&self.line);
-        match self.line.strip_suffix(b"\n") {
-            Some(line) => Ok(Some(line)),
-            None => Err(()),
+        match self {
+            Lines::Held { bytes, at, .. } => {
+                let rest = &bytes[*at..];
+                if rest.is_empty() {
+                    return Ok(None);
+                }
+                let n = memchr::memchr(b'\n', rest).ok_or(())?;
+                *at += n + 1;
+                Ok(Some(&rest[..n]))
+            }
+            Lines::Streamed {
+                reader,
+                hasher,
+                read,
+                limit,
+                line,
+            } => {
+                line.clear();
+                // Never more than the limit into memory, even from a file that grew after
+                // its size was checked and holds no newline.
+                let room = (*limit + 1).saturating_sub(*read);
+                let n = std::io::Read::take(reader, room)
+                    .read_until(b'\n', line)
+                    .map_err(drop)?;
+                *read += n as u64;
+                if *read > *limit {
+                    return Err(());
+                }
+                if n == 0 {
+                    return Ok(None);
+                }
+                hasher.update(&*line);
+                match line.strip_suffix(b"\n") {
+                    Some(line) => Ok(Some(line)),
+                    None => Err(()),
+                }
+            }
         }
     }
 
-    /// The digest of every byte read.
+    /// The digest of every byte read (of the whole file, when held).
     fn finish(self) -> Digest {
-        Digest(self.hasher.finalize().into())
+        match self {
+            Lines::Held { digest, .. } => digest,
+            Lines::Streamed { hasher, .. } => Digest(hasher.finalize().into()),
+        }
+    }
+
+    /// The digest of what was read, and the file ready to be read again from its start.
+    fn again(self) -> std::io::Result<(Digest, Lines)> {
+        match self {
+            Lines::Held { bytes, digest, .. } => Ok((
+                digest,
+                Lines::Held {
+                    bytes,
+                    at: 0,
+                    digest,
+                },
+            )),
+            Lines::Streamed {
+                reader,
+                hasher,
+                limit,
+                ..
+            } => {
+                let mut file = reader.into_inner();
+                file.rewind()?;
+                Ok((
+                    Digest(hasher.finalize().into()),
+                    Lines::streamed(file, limit),
+                ))
+            }
+        }
+    }
+
+    /// The digest of the whole file without splitting it into lines, and the file ready to
+    /// be read from its start; `None` where [`Lines::next`] would give `Err` for size or
+    /// reading.
+    fn skim(self) -> Option<(Digest, Lines)> {
+        match self {
+            Lines::Held { digest, .. } => Some((digest, self)),
+            Lines::Streamed { reader, limit, .. } => {
+                let mut file = reader.into_inner();
+                let digest = hash_bounded(&mut file, limit)?;
+                file.rewind().ok()?;
+                Some((digest, Lines::streamed(file, limit)))
+            }
+        }
     }
 }
 
@@ -418,11 +527,11 @@ struct ManifestLines {
 }
 
 impl ManifestLines {
-    fn new(file: File) -> std::io::Result<ManifestLines> {
-        Ok(ManifestLines {
-            lines: Lines::new(file, MANIFEST_LIMIT)?,
+    fn new(lines: Lines) -> ManifestLines {
+        ManifestLines {
+            lines,
             last: Vec::new(),
-        })
+        }
     }
 
     fn next(&mut self) -> Result<Option<Entry>, ()> {
@@ -457,8 +566,7 @@ struct RecordLines {
 }
 
 impl RecordLines {
-    fn new(file: File) -> std::io::Result<RecordLines> {
-        let mut lines = Lines::new(file, SEAL_RECORD_LIMIT)?;
+    fn new(mut lines: Lines) -> std::io::Result<RecordLines> {
         let head = record_head(SEAL_SCHEMA);
         if lines.next() != Ok(Some(head.as_slice())) {
             return Err(std::io::ErrorKind::InvalidData.into());
@@ -586,8 +694,18 @@ mod tests {
     use std::fs;
 
     /// The report of the stream and of the whole check, as JSON, and whether the stream ran.
+    /// The report with the stream allowed and without it, and whether the stream ran. The
+    /// stream's answer is asserted to be the same whether the seal files are held in memory
+    /// or streamed twice, so every case below covers both ways of reading them.
     fn both(dir: &Path, opts: &VerifyOptions) -> (String, String, bool) {
-        let streamed = check(dir, opts).is_some();
+        let report = |c: Checked| serde_json::to_string_pretty(&c.report).expect("serializes");
+        let held = check(dir, opts).map(report);
+        let unheld = check_holding(dir, opts, 0).map(report);
+        assert_eq!(
+            held, unheld,
+            "held and twice-streamed seal files read alike"
+        );
+        let streamed = held.is_some();
         let json = |may_stream| {
             serde_json::to_string_pretty(&check_as(dir, opts, false, may_stream).report)
                 .expect("a report serializes")
