@@ -75,7 +75,10 @@ fn prove(dir: &Path, opts: &VerifyOptions, hold: u64) -> Option<Proven> {
     let (manifest, _) = super::load::open_seal_file(&dir.join(MANIFEST_NAME)).ok()?;
     let (record, _) = super::load::open_seal_file(&dir.join(SEAL_RECORD_NAME)).ok()?;
     let (manifest_read, record_read) = std::thread::scope(|s| {
-        let records = s.spawn(|| Lines::open(record, SEAL_RECORD_LIMIT, hold).ok()?.skim());
+        let records = s.spawn(|| {
+            let mut lines = Lines::open(record, SEAL_RECORD_LIMIT, hold).ok()?;
+            Some((lines.skim()?, lines))
+        });
         let manifest_read = (|| {
             let mut lines = Lines::open(manifest, MANIFEST_LIMIT, hold).ok()?;
             let mut record_digest = None;
@@ -88,8 +91,7 @@ fn prove(dir: &Path, opts: &VerifyOptions, hold: u64) -> Option<Proven> {
                     record_digest = manifest::standard_line(line).map(|e| e.digest);
                 }
             }
-            let (tree, lines) = lines.again().ok()?;
-            Some((tree, lines, record_digest?))
+            Some((lines.again().ok()?, lines, record_digest?))
         })();
         (manifest_read, records.join().ok().flatten())
     });
@@ -476,44 +478,36 @@ impl Lines {
         }
     }
 
-    /// The digest of what was read, and the file ready to be read again from its start.
-    fn again(self) -> std::io::Result<(Digest, Lines)> {
+    /// The digest of what was read, with the file set to be read again from its start.
+    fn again(&mut self) -> std::io::Result<Digest> {
         match self {
-            Lines::Held { bytes, digest, .. } => Ok((
-                digest,
-                Lines::Held {
-                    bytes,
-                    at: 0,
-                    digest,
-                },
-            )),
+            Lines::Held { at, digest, .. } => {
+                *at = 0;
+                Ok(*digest)
+            }
             Lines::Streamed {
                 reader,
                 hasher,
-                limit,
+                read,
                 ..
             } => {
-                let mut file = reader.into_inner();
-                file.rewind()?;
-                Ok((
-                    Digest(hasher.finalize().into()),
-                    Lines::streamed(file, limit),
-                ))
+                // Seeking drops what the reader had buffered.
+                reader.rewind()?;
+                *read = 0;
+                Ok(Digest(hasher.finalize_reset().into()))
             }
         }
     }
 
-    /// The digest of the whole file without splitting it into lines, and the file ready to
-    /// be read from its start; `None` where [`Lines::next`] would give `Err` for size or
-    /// reading.
-    fn skim(self) -> Option<(Digest, Lines)> {
+    /// The digest of the whole file without splitting it into lines, with the file set to be
+    /// read from its start; `None` where [`Lines::next`] would give `Err` for size or reading.
+    fn skim(&mut self) -> Option<Digest> {
         match self {
-            Lines::Held { digest, .. } => Some((digest, self)),
+            Lines::Held { digest, .. } => Some(*digest),
             Lines::Streamed { reader, limit, .. } => {
-                let mut file = reader.into_inner();
-                let digest = hash_bounded(&mut file, limit)?;
-                file.rewind().ok()?;
-                Some((digest, Lines::streamed(file, limit)))
+                let digest = hash_bounded(reader.get_mut(), *limit)?;
+                reader.rewind().ok()?;
+                Some(digest)
             }
         }
     }
@@ -693,7 +687,6 @@ mod tests {
     use crate::verify::{Against, check_as};
     use std::fs;
 
-    /// The report of the stream and of the whole check, as JSON, and whether the stream ran.
     /// The report with the stream allowed and without it, and whether the stream ran. The
     /// stream's answer is asserted to be the same whether the seal files are held in memory
     /// or streamed twice, so every case below covers both ways of reading them.
