@@ -10,8 +10,9 @@
 //! newline) whose digest is its tree file's and every pin's, and a `SEAL.json` in the one
 //! layout packet writes (see [`crate::seal::record::record_head`]) whose digest is the manifest's.
 //! Pass 1 hashes the two seal files and proves the digests; pass 2 reads them again, checking
-//! every line's form as it goes. A seal file of at most [`HOLD_LIMIT`] bytes is held in memory
-//! between the passes, so pass 2 reads the bytes pass 1 hashed; a larger one is read again
+//! every line's form as it goes. Seal files within [`HOLD_LIMIT`] bytes (both together, or the
+//! smaller one alone) are held in memory between the passes, so pass 2 reads the bytes pass 1
+//! hashed; any other is read again
 //! through the same descriptor, a line at a time, and hashed again. Anything else (a seal
 //! file that drifted, a foreign or damaged manifest, a record another tool wrote, a streamed
 //! seal file changed between the passes) gives
@@ -38,10 +39,23 @@ use std::path::Path;
 /// Bytes read from a seal file at a time, when it is streamed.
 const READ_BUFFER: usize = 256 * 1024;
 
-/// The largest seal file held in memory between the passes, in bytes (16 MiB: both seal
-/// files of a packet of about 200,000 files). Larger ones are streamed twice, so memory stays
-/// bounded whatever the packet's size.
+/// Most bytes of seal files held in memory between the passes, both files together (16 MiB:
+/// the manifest and `SEAL.json` of a packet of about 100,000 binary files). Where both do not
+/// fit, the smaller one is held if it fits alone; the rest are streamed twice, so what verify
+/// adds to its memory for holding stays within this whatever the packet's size.
 const HOLD_LIMIT: u64 = 16 * 1024 * 1024;
+
+/// Which seal files to hold within `budget` bytes, given their sizes: both when their sum
+/// fits, else the smaller one when it fits alone, else neither. `(manifest, record)`.
+fn held_within(budget: u64, manifest: u64, record: u64) -> (bool, bool) {
+    if manifest.saturating_add(record) <= budget {
+        (true, true)
+    } else if manifest.min(record) > budget {
+        (false, false)
+    } else {
+        (manifest <= record, manifest > record)
+    }
+}
 
 /// Verifies `dir` against its own seal as a stream, or `None` when the seal is not in the
 /// form the stream reads (see the module doc); nothing has been reported then.
@@ -49,7 +63,7 @@ pub(crate) fn check(dir: &Path, opts: &VerifyOptions) -> Option<Checked> {
     check_holding(dir, opts, HOLD_LIMIT)
 }
 
-/// [`check`], holding in memory the seal files of at most `hold` bytes.
+/// [`check`], holding in memory seal files of at most `hold` bytes in all ([`held_within`]).
 fn check_holding(dir: &Path, opts: &VerifyOptions, hold: u64) -> Option<Checked> {
     let proven = prove(dir, opts, hold)?;
     let mut run = Run::new(dir, opts);
@@ -74,13 +88,17 @@ struct Proven {
 fn prove(dir: &Path, opts: &VerifyOptions, hold: u64) -> Option<Proven> {
     let (manifest, _) = super::load::open_seal_file(&dir.join(MANIFEST_NAME)).ok()?;
     let (record, _) = super::load::open_seal_file(&dir.join(SEAL_RECORD_NAME)).ok()?;
+    let size = |f: &File| f.metadata().map(|m| m.len()).ok();
+    let (hold_manifest, hold_record) = held_within(hold, size(&manifest)?, size(&record)?);
+    // A file held is held whole within its own limit; one not held is streamed.
+    let cap = |held: bool| if held { u64::MAX } else { 0 };
     let (manifest_read, record_read) = std::thread::scope(|s| {
         let records = s.spawn(|| {
-            let mut lines = Lines::open(record, SEAL_RECORD_LIMIT, hold).ok()?;
+            let mut lines = Lines::open(record, SEAL_RECORD_LIMIT, cap(hold_record)).ok()?;
             Some((lines.skim()?, lines))
         });
         let manifest_read = (|| {
-            let mut lines = Lines::open(manifest, MANIFEST_LIMIT, hold).ok()?;
+            let mut lines = Lines::open(manifest, MANIFEST_LIMIT, cap(hold_manifest)).ok()?;
             let mut record_digest = None;
             while let Some(line) = lines.next().ok()? {
                 // The first line naming it; a second is a duplicate, which pass 2 sees.
@@ -374,8 +392,8 @@ fn hash_bounded(file: &mut File, limit: u64) -> Option<Digest> {
     }
 }
 
-/// A seal file read line by line, within its size limit: held in memory whole when it is
-/// no larger than [`HOLD_LIMIT`], hashed once as it is read in, so that pass 2 reads the very
+/// A seal file read line by line, within its size limit: held in memory whole when
+/// [`held_within`] says so, hashed once as it is read in, so that pass 2 reads the very
 /// bytes pass 1 hashed; streamed from its descriptor otherwise, and hashed again on each pass.
 enum Lines {
     Held {
@@ -698,12 +716,34 @@ mod tests {
             held, unheld,
             "held and twice-streamed seal files read alike"
         );
+        // A budget that fits only the smaller file: one held, the other streamed twice.
+        let size = |name| fs::metadata(dir.join(name)).map_or(0, |m| m.len());
+        let smaller = size(MANIFEST_NAME).min(size(SEAL_RECORD_NAME));
+        let one_held = check_holding(dir, opts, smaller).map(report);
+        assert_eq!(
+            held, one_held,
+            "one file held, the other streamed, read alike"
+        );
         let streamed = held.is_some();
         let json = |may_stream| {
             serde_json::to_string_pretty(&check_as(dir, opts, false, may_stream).report)
                 .expect("a report serializes")
         };
         (json(true), json(false), streamed)
+    }
+
+    #[test]
+    fn the_hold_budget_covers_both_seal_files_together() {
+        assert_eq!(held_within(100, 60, 40), (true, true));
+        assert_eq!(held_within(100, 60, 41), (false, true), "the smaller alone");
+        assert_eq!(held_within(100, 41, 60), (true, false), "the smaller alone");
+        assert_eq!(held_within(100, 101, 101), (false, false));
+        assert_eq!(held_within(0, 1, 1), (false, false));
+        assert_eq!(
+            held_within(u64::MAX - 1, u64::MAX, 1),
+            (false, true),
+            "no overflow"
+        );
     }
 
     /// Rewrites `SEAL.json` with `f` and seals that record into the manifest and tree file,
