@@ -90,15 +90,13 @@ fn prove(dir: &Path, opts: &VerifyOptions, hold: u64) -> Option<Proven> {
     let (record, _) = super::load::open_seal_file(&dir.join(SEAL_RECORD_NAME)).ok()?;
     let size = |f: &File| f.metadata().map(|m| m.len()).ok();
     let (hold_manifest, hold_record) = held_within(hold, size(&manifest)?, size(&record)?);
-    // A file held is held whole within its own limit; one not held is streamed.
-    let cap = |held: bool| if held { u64::MAX } else { 0 };
     let (manifest_read, record_read) = std::thread::scope(|s| {
         let records = s.spawn(|| {
-            let mut lines = Lines::open(record, SEAL_RECORD_LIMIT, cap(hold_record)).ok()?;
+            let mut lines = Lines::open(record, SEAL_RECORD_LIMIT, hold_record).ok()?;
             Some((lines.skim()?, lines))
         });
         let manifest_read = (|| {
-            let mut lines = Lines::open(manifest, MANIFEST_LIMIT, cap(hold_manifest)).ok()?;
+            let mut lines = Lines::open(manifest, MANIFEST_LIMIT, hold_manifest).ok()?;
             let mut record_digest = None;
             while let Some(line) = lines.next().ok()? {
                 // The first line naming it; a second is a duplicate, which pass 2 sees.
@@ -412,12 +410,12 @@ enum Lines {
 }
 
 impl Lines {
-    /// Reads `file` from its start: held when it is at most `hold` bytes, streamed when
-    /// larger; an error for a read error or (held) more bytes than `limit`.
-    fn open(mut file: File, limit: u64, hold: u64) -> std::io::Result<Lines> {
+    /// Reads `file` from its start: held whole when `hold`, else streamed; an error for a
+    /// read error or (held) more bytes than `limit`.
+    fn open(mut file: File, limit: u64, hold: bool) -> std::io::Result<Lines> {
         use std::io::Read;
         file.rewind()?;
-        if file.metadata()?.len() > hold.min(limit) {
+        if !hold {
             return Ok(Lines::streamed(file, limit));
         }
         // A file that grew since its size was read is still held whole, within its limit.
