@@ -16,6 +16,40 @@ use packet::{Error, selftest};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+// mimalloc, not glibc malloc: hashing 100,000 small files makes several short-lived
+// allocations per file on every worker thread, and glibc's per-thread arenas spend about 3% of
+// the CPU on them (perf, README "Where the time goes"). Tuned by `tune_allocator`.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// `mi_option_arena_eager_commit` in the bundled mimalloc v3 `mimalloc.h` (`mi_option_e`,
+/// 5th member); the Rust bindings do not name it.
+const MI_OPTION_ARENA_EAGER_COMMIT: libmimalloc_sys::mi_option_t = 4;
+/// `mi_option_purge_delay` (milliseconds) in the same enum, 16th member.
+const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+
+/// Returns freed memory to the OS at once and commits arena memory only as it is used.
+/// mimalloc's defaults (purge after 1000 ms, arenas committed eagerly on Linux) held up to
+/// 87 MiB resident verifying 100,000 files, against 31 MiB with glibc; with these two
+/// settings it is 34 MiB and the time is unchanged (measured in the issue-14 work).
+///
+/// Runs from `.init_array`, before the Rust runtime's first allocation: set from `main`, the
+/// first arena has already been reserved with eager commit, and verify still peaked at 55 MiB.
+#[cfg_attr(target_os = "linux", used, unsafe(link_section = ".init_array"))]
+static TUNE_ALLOCATOR: extern "C" fn() = tune_allocator_at_load;
+
+extern "C" fn tune_allocator_at_load() {
+    tune_allocator();
+}
+
+fn tune_allocator() {
+    // SAFETY: plain option setters of the linked mimalloc; they take any value.
+    unsafe {
+        libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0);
+        libmimalloc_sys::mi_option_set(MI_OPTION_ARENA_EAGER_COMMIT, 0);
+    }
+}
+
 /// Seal evidence into packets and prove, later and anywhere, that the bytes are still the
 /// bytes that were sealed.
 #[derive(Parser)]

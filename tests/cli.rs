@@ -1235,3 +1235,26 @@ fn global_flags_go_before_or_after_the_command_and_selftest_runs_alone() {
         &out.stdout
     )));
 }
+
+/// The allocator tuning in main.rs sets mimalloc options by number, taken from a C header
+/// the Rust bindings do not cover: a renumbering in a mimalloc update would silently set two
+/// other options. mimalloc's own verbose start-up report names each option with the value in
+/// force, so this pins the numbers to the names and shows the values were set before start-up.
+#[test]
+fn the_allocator_starts_with_immediate_purge_and_lazy_arena_commit() {
+    let out = packet()
+        .arg("--version")
+        .env("MIMALLOC_VERBOSE", "1")
+        .env_remove("MIMALLOC_PURGE_DELAY")
+        .env_remove("MIMALLOC_ARENA_EAGER_COMMIT")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let report = String::from_utf8_lossy(&out.stderr);
+    for line in ["option 'purge_delay': 0", "option 'arena_eager_commit': 0"] {
+        assert!(
+            report.lines().any(|l| l.trim_end() == line),
+            "{line:?} not in mimalloc's report:\n{report}"
+        );
+    }
+}
