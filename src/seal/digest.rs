@@ -3,6 +3,7 @@
 
 use super::batched::Ahead;
 use super::mapped::{self, Mapped};
+use super::prefetch;
 use sha2::{Digest as _, Sha256};
 use std::fmt;
 use std::fs::File;
@@ -31,9 +32,13 @@ pub const REUSE_MAX: u64 = 16 * 1024 * 1024;
 pub struct Digest(pub [u8; 32]);
 
 impl Digest {
-    /// The SHA-256 of `bytes`.
+    /// The SHA-256 of `bytes` (FIPS 180-4). Large inputs are hashed slice by slice with the
+    /// next pages touched ahead ([`prefetch::in_slices`]): a file read whole into a buffer is
+    /// mostly out of cache by the time it is hashed.
     pub fn of(bytes: &[u8]) -> Digest {
-        Digest(Sha256::digest(bytes).into())
+        let mut hasher = Sha256::new();
+        prefetch::in_slices(bytes, &mut |part| hasher.update(part));
+        Digest(hasher.finalize().into())
     }
 
     /// 64 lowercase hex digits.
@@ -179,10 +184,10 @@ thread_local! {
 /// A file shorter than [`FIRST_READ`] is read whole by the first read, with no stat. A larger
 /// one is stat'ed through its open descriptor before and after it is read: below
 /// [`REUSE_MAX`] it is read whole into the thread's reused buffer, up to `keep_limit` whole
-/// into a fresh one, and above that in slices of [`CHUNK`] bytes, each passed to `observe` as
-/// well. Those slices come from read-only mappings of [`mapped::WINDOW`] bytes (no copy out of
-/// the page cache; a truncation while mapped is caught, not a fault), or from [`CHUNK`] reads
-/// where mapping is refused. Memory per thread is bounded by the first-read buffer, the
+/// into a fresh one, and above that in slices, each passed to `observe` as well: slices of
+/// [`mapped::SLICE`] bytes from read-only mappings of [`mapped::WINDOW`] bytes (no copy out of
+/// the page cache; a truncation while mapped is caught, not a fault), or of [`CHUNK`] bytes
+/// from reads where mapping is refused. Memory per thread is bounded by the first-read buffer, the
 /// reused buffer (up to `max(REUSE_MAX, CHUNK)`), one fresh buffer of at most `keep_limit`,
 /// and one mapped window (its pages count in the resident set), whatever the file size.
 ///
@@ -345,7 +350,7 @@ pub fn read_observed<R>(
                 hasher.update(bytes);
                 observe(bytes);
             };
-            mapped::each_slice(&file, len, size, CHUNK, &mut feed)?
+            mapped::each_slice(&file, len, size, mapped::SLICE, &mut feed)?
         } else {
             Mapped::Refused
         };

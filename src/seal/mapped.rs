@@ -16,11 +16,16 @@
 //! Only on 64-bit Linux: there file offsets fit `off_t` and thread-locals are plain TLS that a
 //! signal handler may touch. Elsewhere every file is read.
 
+use super::prefetch;
 use std::io;
 
 /// Bytes mapped at once. Large enough that the map and unmap calls cost nothing per byte,
 /// small enough that the mapped pages (counted in the resident set) stay a few MiB per thread.
 pub const WINDOW: usize = 4 * 1024 * 1024;
+
+/// The slice size each call of `each` gets: small enough that the pages
+/// [`prefetch::touch_ahead`] starts fetching for the next slice arrive while this one is hashed.
+pub const SLICE: usize = prefetch::SLICE;
 
 /// How reading through mappings ended.
 #[derive(Debug, PartialEq, Eq)]
@@ -77,8 +82,13 @@ pub fn each_slice(
                 Err(_) if offset == from => return Ok(Mapped::Refused),
                 Err(e) => return Err(e),
             };
-            for part in window.bytes().chunks(slice.max(1)) {
-                each(part);
+            let bytes = window.bytes();
+            let mut at = 0;
+            while at < bytes.len() {
+                let end = (at + slice.max(1)).min(bytes.len());
+                prefetch::touch_ahead(bytes, at + prefetch::AHEAD..end + prefetch::AHEAD);
+                each(&bytes[at..end]);
+                at = end;
             }
             if let (None, Some(at)) = (truncated_at, window.fault()) {
                 truncated_at = Some(offset + at as u64);

@@ -13,6 +13,7 @@ pub mod json;
 pub mod manifest;
 pub mod mapped;
 pub mod pin;
+pub mod prefetch;
 pub mod profile;
 pub mod record;
 pub mod staging;
