@@ -18,7 +18,7 @@ use std::process::ExitCode;
 
 // mimalloc, not glibc malloc: hashing 100,000 small files makes several short-lived
 // allocations per file on every worker thread, and glibc's per-thread arenas spend about 3% of
-// the CPU on them (perf, README "Where the time goes"). Tuned by `tune_allocator`.
+// the CPU on them (perf, README "Where the time goes"). Tuned by `TUNE_ALLOCATOR`.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -36,13 +36,9 @@ const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 /// Runs from `.init_array`, before the Rust runtime's first allocation: set from `main`, the
 /// first arena has already been reserved with eager commit, and verify still peaked at 55 MiB.
 #[cfg_attr(target_os = "linux", used, unsafe(link_section = ".init_array"))]
-static TUNE_ALLOCATOR: extern "C" fn() = tune_allocator_at_load;
+static TUNE_ALLOCATOR: extern "C" fn() = tune_allocator;
 
-extern "C" fn tune_allocator_at_load() {
-    tune_allocator();
-}
-
-fn tune_allocator() {
+extern "C" fn tune_allocator() {
     // SAFETY: plain option setters of the linked mimalloc; they take any value.
     unsafe {
         libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0);

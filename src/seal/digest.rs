@@ -37,7 +37,7 @@ impl Digest {
     /// mostly out of cache by the time it is hashed.
     pub fn of(bytes: &[u8]) -> Digest {
         let mut hasher = Sha256::new();
-        prefetch::in_slices(bytes, &mut |part| hasher.update(part));
+        prefetch::in_slices(bytes, prefetch::SLICE, |part| hasher.update(part));
         Digest(hasher.finalize().into())
     }
 
@@ -185,7 +185,7 @@ thread_local! {
 /// one is stat'ed through its open descriptor before and after it is read: below
 /// [`REUSE_MAX`] it is read whole into the thread's reused buffer, up to `keep_limit` whole
 /// into a fresh one, and above that in slices, each passed to `observe` as well: slices of
-/// [`mapped::SLICE`] bytes from read-only mappings of [`mapped::WINDOW`] bytes (no copy out of
+/// [`prefetch::SLICE`] bytes from read-only mappings of [`mapped::WINDOW`] bytes (no copy out of
 /// the page cache; a truncation while mapped is caught, not a fault), or of [`CHUNK`] bytes
 /// from reads where mapping is refused. Memory per thread is bounded by the first-read buffer, the
 /// reused buffer (up to `max(REUSE_MAX, CHUNK)`), one fresh buffer of at most `keep_limit`,
@@ -350,7 +350,7 @@ pub fn read_observed<R>(
                 hasher.update(bytes);
                 observe(bytes);
             };
-            mapped::each_slice(&file, len, size, mapped::SLICE, &mut feed)?
+            mapped::each_slice(&file, len, size, prefetch::SLICE, &mut feed)?
         } else {
             Mapped::Refused
         };

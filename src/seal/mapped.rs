@@ -23,10 +23,6 @@ use std::io;
 /// small enough that the mapped pages (counted in the resident set) stay a few MiB per thread.
 pub const WINDOW: usize = 4 * 1024 * 1024;
 
-/// The slice size each call of `each` gets: small enough that the pages
-/// [`prefetch::touch_ahead`] starts fetching for the next slice arrive while this one is hashed.
-pub const SLICE: usize = prefetch::SLICE;
-
 /// How reading through mappings ended.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Mapped {
@@ -82,14 +78,7 @@ pub fn each_slice(
                 Err(_) if offset == from => return Ok(Mapped::Refused),
                 Err(e) => return Err(e),
             };
-            let bytes = window.bytes();
-            let mut at = 0;
-            while at < bytes.len() {
-                let end = (at + slice.max(1)).min(bytes.len());
-                prefetch::touch_ahead(bytes, at + prefetch::AHEAD..end + prefetch::AHEAD);
-                each(&bytes[at..end]);
-                at = end;
-            }
+            prefetch::in_slices(window.bytes(), slice, &mut *each);
             if let (None, Some(at)) = (truncated_at, window.fault()) {
                 truncated_at = Some(offset + at as u64);
             }

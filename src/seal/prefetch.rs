@@ -9,7 +9,7 @@
 pub const SLICE: usize = 16 * 1024;
 
 /// How far ahead of the slice being passed on its pages are touched.
-pub const AHEAD: usize = 8 * 1024;
+const AHEAD: usize = 8 * 1024;
 
 /// Starts fetching the first cache line of every 4 KiB page at `range` (offsets into
 /// `bytes`, clamped to it), without waiting for it. The hardware prefetcher stops at page
@@ -19,7 +19,7 @@ pub const AHEAD: usize = 8 * 1024;
 /// 1.77 GB/s for the same hash on a buffer in cache. A prefetch never faults, so a page
 /// truncated away is left to the SIGBUS guard as before.
 #[inline]
-pub fn touch_ahead(bytes: &[u8], range: std::ops::Range<usize>) {
+fn touch_ahead(bytes: &[u8], range: std::ops::Range<usize>) {
     #[cfg(target_arch = "x86_64")]
     {
         let mut at = range.start;
@@ -38,16 +38,18 @@ pub fn touch_ahead(bytes: &[u8], range: std::ops::Range<usize>) {
     }
 }
 
-/// Feeds `bytes` to `update` in slices of [`SLICE`] bytes, touching each next slice's pages
-/// first. Below two slices, in one call: the bytes of a small file are in cache already.
-pub fn in_slices(bytes: &[u8], update: &mut dyn FnMut(&[u8])) {
-    if bytes.len() < 2 * SLICE {
+/// Feeds `bytes` to `update` in order, in slices of at most `slice` bytes (0 counts as 1),
+/// touching the pages [`AHEAD`] bytes past each slice before passing it on. Bytes that fit
+/// one slice (empty ones too) go in one call.
+pub fn in_slices(bytes: &[u8], slice: usize, mut update: impl FnMut(&[u8])) {
+    let slice = slice.max(1);
+    if bytes.len() <= slice {
         update(bytes);
         return;
     }
     let mut at = 0;
     while at < bytes.len() {
-        let end = (at + SLICE).min(bytes.len());
+        let end = (at + slice).min(bytes.len());
         touch_ahead(bytes, at + AHEAD..end + AHEAD);
         update(&bytes[at..end]);
         at = end;
@@ -60,21 +62,17 @@ mod tests {
 
     #[test]
     fn every_byte_is_passed_once_in_order_whatever_the_length() {
-        for len in [0, 1, 2 * SLICE - 1, 2 * SLICE, 5 * SLICE + 7] {
+        for len in [0, 1, SLICE, SLICE + 1, 2 * SLICE, 5 * SLICE + 7] {
             let bytes: Vec<u8> = (0..len).map(|i| (i * 31 % 251) as u8).collect();
             let mut seen = Vec::new();
             let mut calls = 0;
-            in_slices(&bytes, &mut |part| {
-                assert!(part.len() <= SLICE.max(2 * SLICE - 1));
+            in_slices(&bytes, SLICE, |part| {
+                assert!(part.len() <= SLICE);
                 seen.extend_from_slice(part);
                 calls += 1;
             });
             assert_eq!(seen, bytes, "len {len}");
-            let want = if len < 2 * SLICE {
-                1
-            } else {
-                len.div_ceil(SLICE)
-            };
+            let want = len.div_ceil(SLICE).max(1);
             assert_eq!(calls, want, "len {len}");
             // Touching past the end is clamped, never out of bounds.
             touch_ahead(&bytes, len..len + 3 * AHEAD);
