@@ -19,7 +19,7 @@ use crate::walk::{Found, SortedWalk};
 use sha2::Digest as _;
 use std::cell::{Cell, RefCell};
 use std::fs::{self, File};
-use std::io::{self, BufReader, BufWriter, Read, Seek, Write};
+use std::io::{self, BufRead, BufReader, BufWriter, Read, Seek, Write};
 use std::path::Path;
 
 /// What to do with the seal a stream computes.
@@ -193,13 +193,15 @@ fn hash(
     opener: &mut digest::Opener,
     runner: &Runner,
 ) -> (String, io::Result<Hashed>) {
-    let read = digest::read_observed(
-        opener,
-        &dir.join(&f.rel),
-        PROFILE_LIMIT,
-        |bytes, _| Profile::of(bytes),
-        &mut |_| {},
-    )
+    let read = digest::joined(dir, &f.rel, |path| {
+        digest::read_observed(
+            opener,
+            path,
+            PROFILE_LIMIT,
+            |bytes, _| Profile::of(bytes),
+            &mut |_| {},
+        )
+    })
     .map(|r| {
         runner.done(r.len);
         Hashed {
@@ -320,18 +322,25 @@ impl Sink {
             }
             To::Compare { differs: true, .. } => Ok(()),
             To::Compare { have, differs } => {
-                let mut buf = [0u8; 512];
-                for want in bytes.chunks(buf.len()) {
-                    let got = &mut buf[..want.len()];
-                    let matched = match have {
-                        Some(r) => r.read_exact(got).is_ok() && got == want,
-                        None => false,
+                // Compared in the reader's own buffer: no copy out of it per line.
+                let mut want = bytes;
+                while !want.is_empty() {
+                    let got = match have.as_mut().map(|r| r.fill_buf()) {
+                        Some(Ok(got)) if !got.is_empty() => got,
+                        Some(Err(e)) if e.kind() == io::ErrorKind::Interrupted => continue,
+                        _ => {
+                            *differs = true;
+                            break;
+                        }
                     };
-                    if !matched {
+                    let n = got.len().min(want.len());
+                    if got[..n] != want[..n] {
                         *differs = true;
                         break;
                     }
-                    self.hasher.update(want);
+                    self.hasher.update(&want[..n]);
+                    have.as_mut().expect("a reader filled").consume(n);
+                    want = &want[n..];
                 }
                 Ok(())
             }

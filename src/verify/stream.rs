@@ -154,13 +154,9 @@ fn stream(run: &mut Run<'_>, dir: &Path, opts: &VerifyOptions, proven: Proven) -
             digest::Opener::ahead(dir, chunk.iter().map(|(e, _)| e.path.as_str()))
         },
         |opener, (entry, record): (Entry, Option<LazyFile>)| {
-            let out = hash_one(
-                opener,
-                &dir.join(&entry.path),
-                &entry,
-                &|| record.as_ref(),
-                false,
-            );
+            let out = digest::joined(dir, &entry.path, |path| {
+                hash_one(opener, path, &entry, &|| record.as_ref(), false)
+            });
             runner.done(out.as_ref().map_or(0, |h| h.len));
             // Back to the thread that allocated them: freed there, they stay in its cache
             // and take no allocator lock the reading thread is holding.
