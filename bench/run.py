@@ -9,8 +9,9 @@ Every tool runs on every dataset N times, interleaved (round 1: every tool, roun
 tool, ...), with a warm page cache (one untimed read first). Prints, per dataset, a table of
 median seconds, throughput (GB/s for bytes, files/s), peak RSS, and each tool's time as a
 multiple of `packet build`'s; and the SHA-256 hardware limit that `openssl speed -evp sha256
--bytes 16384 -multi <cores>` reports in the same run. Peers that are not installed are
-skipped and named. Needs GNU time (/usr/bin/time) for peak RSS.
+-bytes 16384 -multi <cores>` reports in the same run, read once in every round of every
+dataset (median and range per dataset), since a shared VM's speed drifts while a run goes on.
+Peers that are not installed are skipped and named. Needs GNU time (/usr/bin/time) for peak RSS.
 """
 import argparse
 import os
@@ -36,9 +37,10 @@ def sh(cmd, cwd=None):
         return float(secs), int(rss)
 
 
-def hardware_limit(cores):
+def hardware_limit(cores, seconds=3):
+    """SHA-256 bytes/s over `cores` processes by `openssl speed`, or None without openssl."""
     out = subprocess.run(
-        ["openssl", "speed", "-evp", "sha256", "-bytes", "16384", "-multi", str(cores), "-seconds", "3"],
+        ["openssl", "speed", "-evp", "sha256", "-bytes", "16384", "-multi", str(cores), "-seconds", str(seconds)],
         capture_output=True,
         text=True,
     ).stdout
@@ -90,7 +92,7 @@ def tools(packet, d, cores, scale=False):
     return out
 
 
-def run_dataset(name, d, packet, rounds, cores, limit):
+def run_dataset(name, d, packet, rounds, cores):
     files, total = dataset_size(d)
     # Written just now: flush it, so no writeback competes with the timed runs for the cores.
     subprocess.run(["sync"], check=True)
@@ -99,7 +101,13 @@ def run_dataset(name, d, packet, rounds, cores, limit):
     ts = tools(packet, d, cores, scale=os.path.basename(d) == "million")
     times = {t[0]: [] for t in ts}
     rss = {t[0]: 0 for t in ts}
+    # The limit is measured in every round beside the tools: a shared VM's speed drifts by
+    # a fifth over the minutes a run takes, and one reading at the start would misstate it.
+    limits = []
     for _ in range(rounds):
+        limit = hardware_limit(cores, seconds=2)
+        if limit:
+            limits.append(limit)
         for tname, cmd, setup in ts:
             if setup:
                 subprocess.run(["bash", "-c", setup], check=True)
@@ -125,7 +133,10 @@ def run_dataset(name, d, packet, rounds, cores, limit):
         if peer in times:
             ratios.append(f"{peer} / packet build = {statistics.median(times[peer]) / b:.2f}")
     print("\n" + "; ".join(ratios) + ".")
-    if limit:
+    if limits:
+        limit = statistics.median(limits)
+        print(f"\nSHA-256 hardware limit in this dataset's rounds: {limit / 1e9:.2f} GB/s median "
+              f"({min(limits) / 1e9:.2f}-{max(limits) / 1e9:.2f}).")
         print(f"\npacket build reaches {total / base / limit:.2f} of the SHA-256 hardware limit ({limit / 1e9:.2f} GB/s); "
               f"packet verify {total / statistics.median(times['packet verify']) / limit:.2f}.")
     sys.stdout.flush()
@@ -144,7 +155,7 @@ def main():
     if missing:
         print(f"skipped (not installed): {', '.join(missing)}")
     limit = hardware_limit(cores)
-    print(f"SHA-256 hardware limit: {limit / 1e9:.2f} GB/s (openssl speed -evp sha256 -bytes 16384 -multi {cores})" if limit else "SHA-256 hardware limit: openssl speed unavailable")
+    print(f"SHA-256 hardware limit at the start: {limit / 1e9:.2f} GB/s (openssl speed -evp sha256 -bytes 16384 -multi {cores})" if limit else "SHA-256 hardware limit: openssl speed unavailable")
     with tempfile.TemporaryDirectory(prefix="packet-bench-") as tmp:
         for kind in args.only.split(","):
             d = os.path.join(tmp, kind)
@@ -163,7 +174,7 @@ def main():
                 }[kind]
             # The scale dataset takes minutes per round: one round is its measure.
             rounds = 1 if kind == "million" else args.rounds
-            run_dataset(name, d, args.packet, rounds, cores, limit)
+            run_dataset(name, d, args.packet, rounds, cores)
             shutil.rmtree(d, ignore_errors=True)
 
 
