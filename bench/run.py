@@ -38,12 +38,16 @@ def sh(cmd, cwd=None):
 
 
 def hardware_limit(cores, seconds=3):
-    """SHA-256 bytes/s over `cores` processes by `openssl speed`, or None without openssl."""
-    out = subprocess.run(
-        ["openssl", "speed", "-evp", "sha256", "-bytes", "16384", "-multi", str(cores), "-seconds", str(seconds)],
-        capture_output=True,
-        text=True,
-    ).stdout
+    """SHA-256 bytes/s over `cores` processes by `openssl speed`, or None when openssl is
+    missing or prints no sha256 figure (the callers then report the limit as unavailable)."""
+    try:
+        out = subprocess.run(
+            ["openssl", "speed", "-evp", "sha256", "-bytes", "16384", "-multi", str(cores), "-seconds", str(seconds)],
+            capture_output=True,
+            text=True,
+        ).stdout
+    except OSError:
+        return None
     m = re.search(r"^sha256\s+([\d.]+)k", out, re.M)
     return float(m.group(1)) * 1000 if m else None
 
