@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Benchmarks `packet build` and `packet verify` against the tools people use today.
 
-usage: bench/run.py [--rounds N] [--only large,small,mixed,sysroot,million] [--packet BIN]
+usage: bench/run.py [--rounds N] [--only large,small,mixed,sysroot,million] [--packet BIN] [--floor BIN]
 
 Generates each dataset with bench/datasets.py (fixed seed) in a temporary directory, removed
 afterwards; the Rust toolchain's sysroot (about 50,000 real files) is hard-linked into one.
@@ -11,6 +11,9 @@ median seconds, throughput (GB/s for bytes, files/s), peak RSS, and each tool's 
 multiple of `packet build`'s; and the SHA-256 hardware limit that `openssl speed -evp sha256
 -bytes 16384 -multi <cores>` reports in the same run, read once in every round of every
 dataset (median and range per dataset), since a shared VM's speed drifts while a run goes on.
+On the small-file datasets it also runs the machine's small-file floor (examples/read_floor.rs:
+the same batched io_uring reads and SHA-256 as packet, with none of a seal's work), the
+measure an absolute files/s target is judged against, as large files are against openssl.
 Peers that are not installed are skipped and named. Needs GNU time (/usr/bin/time) for peak RSS.
 """
 import argparse
@@ -68,7 +71,11 @@ def dataset_size(d):
     return files, total
 
 
-def tools(packet, d, cores, scale=False):
+FLOOR = "read floor (I/O + SHA-256 only, no seal)"
+SMALL_FILE_SETS = ("small", "million")
+
+
+def tools(packet, d, cores, scale=False, floor=None):
     """(name, command, setup) for every tool available; setup runs untimed before each run."""
     q = f"'{d}'"
     listing = f"find {q} -type f ! -name SEAL.json ! -name HASH_MANIFEST.txt ! -name packet_tree.sha256 -print0 | LC_ALL=C sort -z"
@@ -78,6 +85,8 @@ def tools(packet, d, cores, scale=False):
     # the one there (unchanged here, so nothing is written): the work every peer below does.
     out.append(("packet build", f"'{packet}' build {q} --reseal --quiet", None))
     out.append(("packet verify", f"'{packet}' verify {q} --quiet", None))
+    if floor:
+        out.append((FLOOR, f"'{floor}' {q} {cores} > /dev/null", None))
     # A first seal in place is atomic: the tree is hard-linked into a staging directory that
     # is exchanged with it in one rename, and the old tree's links removed.
     out.append(("packet build (first seal, in place)", f"'{packet}' build {q} --quiet", f"rm -f {seal_files}"))
@@ -101,13 +110,22 @@ def tools(packet, d, cores, scale=False):
     return out
 
 
-def run_dataset(name, d, packet, rounds, cores):
+def floor_counts(floor, d, cores):
+    """Runs the floor once and checks it read every payload file and byte: a floor that
+    skipped work would flatter nothing but make packet look slow."""
+    out = subprocess.run([floor, d, str(cores)], capture_output=True, text=True, check=True).stdout.split()
+    return int(out[1]), int(out[3])
+
+
+def run_dataset(name, d, packet, rounds, cores, floor=None):
     files, total = dataset_size(d)
     # Written just now: flush it, so no writeback competes with the timed runs for the cores.
     subprocess.run(["sync"], check=True)
     sh(f"find '{d}' -type f -print0 | xargs -0 cat > /dev/null")  # warm cache
     sh(f"'{packet}' build '{d}' --quiet")  # the seal verify checks
-    ts = tools(packet, d, cores, scale=os.path.basename(d) == "million")
+    if floor and floor_counts(floor, d, cores) != (files, total):
+        raise RuntimeError(f"read_floor saw {floor_counts(floor, d, cores)}, the dataset has {(files, total)}")
+    ts = tools(packet, d, cores, scale=os.path.basename(d) == "million", floor=floor)
     times = {t[0]: [] for t in ts}
     rss = {t[0]: 0 for t in ts}
     # The limit is measured in every round beside the tools: a shared VM's speed drifts by
@@ -142,6 +160,10 @@ def run_dataset(name, d, packet, rounds, cores):
         if peer in times:
             ratios.append(f"{peer} / packet build = {statistics.median(times[peer]) / b:.2f}")
     print("\n" + "; ".join(ratios) + ".")
+    if FLOOR in times:
+        f = statistics.median(times[FLOOR])
+        print(f"\nThis machine's small-file floor: {files / f:,.0f} files/s ({f:.3f} s); "
+              f"packet build takes {b / f:.2f}x the floor's time.")
     if limits:
         limit = statistics.median(limits)
         print(f"\nSHA-256 hardware limit in this dataset's rounds: {limit / 1e9:.2f} GB/s median "
@@ -156,6 +178,7 @@ def main():
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--only", default="large,small,mixed,sysroot,million")
     ap.add_argument("--packet", default=os.path.join(ROOT, "target", "release", "packet"))
+    ap.add_argument("--floor", default=os.path.join(ROOT, "target", "release", "examples", "read_floor"))
     args = ap.parse_args()
     cores = os.cpu_count() or 1
     missing = [t for t in ("rhash", "hashdeep", "b3sum", "bagit.py") if not shutil.which(t)]
@@ -183,7 +206,8 @@ def main():
                 }[kind]
             # The scale dataset takes minutes per round: one round is its measure.
             rounds = 1 if kind == "million" else args.rounds
-            run_dataset(name, d, args.packet, rounds, cores)
+            floor = args.floor if kind in SMALL_FILE_SETS and os.access(args.floor, os.X_OK) else None
+            run_dataset(name, d, args.packet, rounds, cores, floor)
             shutil.rmtree(d, ignore_errors=True)
 
 
