@@ -76,6 +76,28 @@ pub const RECORD_TAIL: &[u8] = b"\n]}\n";
 /// One file's record as `SEAL.json` holds it: one compact JSON object, no line end. The same
 /// bytes as a [`FileRecord`] serializes to, without owning its path.
 pub fn render_record_line(path: &str, bytes: u64, profile: Option<&Profile>) -> Vec<u8> {
+    // serde_json escapes only `"`, `\` and the control characters in a string (RFC 8259 §7,
+    // its ESCAPE table): a path with none of them is written as it is, so the line is built
+    // here without a serializer call per member, which on 100,000 small files was ~1% of a
+    // seal. Any other path takes serde_json itself; the two are proven alike by a property test.
+    if !path.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20) {
+        let mut line = Vec::with_capacity(path.len() + 72);
+        line.extend_from_slice(br#"{"path":""#);
+        line.extend_from_slice(path.as_bytes());
+        line.extend_from_slice(br#"","bytes":"#);
+        line.extend_from_slice(itoa::Buffer::new().format(bytes).as_bytes());
+        if let Some(profile) = profile {
+            line.extend_from_slice(br#","profile":"#);
+            serde_json::to_writer(&mut line, profile).expect("a profile serializes");
+        }
+        line.push(b'}');
+        return line;
+    }
+    by_serde(path, bytes, profile)
+}
+
+/// [`render_record_line`] by serde_json, member by member.
+fn by_serde(path: &str, bytes: u64, profile: Option<&Profile>) -> Vec<u8> {
     #[derive(Serialize)]
     struct Line<'a> {
         path: &'a str,
@@ -246,5 +268,30 @@ mod tests {
             record.files[0].profile
         );
         assert!(Records::parse(br#"{"schema":"packet.seal/9","files":[]}"#).is_err());
+    }
+
+    proptest::proptest! {
+        /// The line built by hand is the owned record's serde_json serialization, byte for
+        /// byte, whatever the path (quotes, backslashes, control and non-ASCII characters,
+        /// which take serde_json's path) and the profile (text, binary or none).
+        #[test]
+        fn a_record_line_is_the_records_serialization(
+            path in "(?s)[a-z/é\"\\\\\\x00-\\x1f\\x7f—.]{1,24}",
+            bytes in proptest::num::u64::ANY,
+            content in proptest::collection::vec(proptest::num::u8::ANY, 0..64),
+            text in "(?s)[a-z\r\n\t é—\u{feff}\\\\]{0,40}",
+            which in 0u8..3,
+        ) {
+            let profile = match which {
+                0 => None,
+                1 => Some(Profile::of(&content)),
+                _ => Some(Profile::of(text.as_bytes())),
+            };
+            let owned = FileRecord { path: path.clone(), bytes, profile: profile.clone() };
+            proptest::prop_assert_eq!(
+                render_record_line(&path, bytes, profile.as_ref()),
+                serde_json::to_vec(&owned).unwrap()
+            );
+        }
     }
 }
