@@ -33,7 +33,7 @@ use crate::strict;
 use crate::walk::{Found, SortedWalk};
 use sha2::{Digest as _, Sha256};
 use std::fs::File;
-use std::io::{BufRead, BufReader, Seek};
+use std::io::Seek;
 use std::path::Path;
 
 /// Bytes read from a seal file at a time, when it is streamed.
@@ -388,7 +388,9 @@ fn hash_bounded(file: &mut File, limit: u64) -> Option<Digest> {
 
 /// A seal file read line by line, within its size limit: held in memory whole when
 /// [`held_within`] says so, hashed once as it is read in, so that pass 2 reads the very
-/// bytes pass 1 hashed; streamed from its descriptor otherwise, and hashed again on each pass.
+/// bytes pass 1 hashed; streamed from its descriptor otherwise, and hashed again on each pass,
+/// each block as it is read into the buffer the lines are then split from (so what is hashed
+/// is what is parsed; lines are slices of that buffer, not copies).
 enum Lines {
     Held {
         bytes: Vec<u8>,
@@ -397,11 +399,16 @@ enum Lines {
         digest: Digest,
     },
     Streamed {
-        reader: BufReader<File>,
+        file: File,
+        /// Read and hashed, not yet given out as lines: `buf[start..end]`.
+        buf: Vec<u8>,
+        start: usize,
+        end: usize,
+        /// The file's end was read.
+        eof: bool,
         hasher: Sha256,
         read: u64,
         limit: u64,
-        line: Vec<u8>,
     },
 }
 
@@ -433,12 +440,21 @@ impl Lines {
 
     /// Streams `file` from where its offset is.
     fn streamed(file: File, limit: u64) -> Lines {
+        Lines::streamed_in(file, limit, READ_BUFFER)
+    }
+
+    /// [`Lines::streamed`] with a first buffer of `buffer` bytes (tests use a few, so that
+    /// lines cross blocks and outgrow the buffer).
+    fn streamed_in(file: File, limit: u64, buffer: usize) -> Lines {
         Lines::Streamed {
-            reader: BufReader::with_capacity(READ_BUFFER, file),
+            file,
+            buf: vec![0; buffer.max(1)],
+            start: 0,
+            end: 0,
+            eof: false,
             hasher: Sha256::new(),
             read: 0,
             limit,
-            line: Vec::new(),
         }
     }
 
@@ -456,32 +472,49 @@ impl Lines {
                 Ok(Some(&rest[..n]))
             }
             Lines::Streamed {
-                reader,
+                file,
+                buf,
+                start,
+                end,
+                eof,
                 hasher,
                 read,
                 limit,
-                line,
-            } => {
-                line.clear();
-                // Never more than the limit into memory, even from a file that grew after
+            } => loop {
+                if let Some(n) = memchr::memchr(b'\n', &buf[*start..*end]) {
+                    let line = *start..*start + n;
+                    *start += n + 1;
+                    return Ok(Some(&buf[line]));
+                }
+                if *eof {
+                    // Bytes after the last newline are a last line without one.
+                    return if start == end { Ok(None) } else { Err(()) };
+                }
+                // The partial line moves to the front and the next block is read after it;
+                // a line longer than the buffer grows it (within the limit, checked below).
+                buf.copy_within(*start..*end, 0);
+                *end -= *start;
+                *start = 0;
+                if *end == buf.len() {
+                    buf.resize(buf.len() * 2, 0);
+                }
+                let n = loop {
+                    match std::io::Read::read(file, &mut buf[*end..]) {
+                        Ok(n) => break n,
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                        Err(_) => return Err(()),
+                    }
+                };
+                // Never much more than the limit into memory, even from a file that grew after
                 // its size was checked and holds no newline.
-                let room = (*limit + 1).saturating_sub(*read);
-                let n = std::io::Read::take(reader, room)
-                    .read_until(b'\n', line)
-                    .map_err(drop)?;
                 *read += n as u64;
                 if *read > *limit {
                     return Err(());
                 }
-                if n == 0 {
-                    return Ok(None);
-                }
-                hasher.update(&*line);
-                match line.strip_suffix(b"\n") {
-                    Some(line) => Ok(Some(line)),
-                    None => Err(()),
-                }
-            }
+                hasher.update(&buf[*end..*end + n]);
+                *end += n;
+                *eof = n == 0;
+            },
         }
     }
 
@@ -501,14 +534,16 @@ impl Lines {
                 Ok(*digest)
             }
             Lines::Streamed {
-                reader,
+                file,
+                start,
+                end,
+                eof,
                 hasher,
                 read,
                 ..
             } => {
-                // Seeking drops what the reader had buffered.
-                reader.rewind()?;
-                *read = 0;
+                file.rewind()?;
+                (*start, *end, *eof, *read) = (0, 0, false, 0);
                 Ok(Digest(hasher.finalize_reset().into()))
             }
         }
@@ -519,9 +554,20 @@ impl Lines {
     fn skim(&mut self) -> Option<Digest> {
         match self {
             Lines::Held { digest, .. } => Some(*digest),
-            Lines::Streamed { reader, limit, .. } => {
-                let digest = hash_bounded(reader.get_mut(), *limit)?;
-                reader.rewind().ok()?;
+            Lines::Streamed {
+                file,
+                start,
+                end,
+                eof,
+                hasher,
+                read,
+                limit,
+                ..
+            } => {
+                let digest = hash_bounded(file, *limit)?;
+                file.rewind().ok()?;
+                (*start, *end, *eof, *read) = (0, 0, false, 0);
+                hasher.reset();
                 Some(digest)
             }
         }
@@ -743,6 +789,64 @@ mod tests {
                 .expect("a report serializes")
         };
         (json(true), json(false), streamed)
+    }
+
+    /// Lines and digest of `bytes` read as [`Lines`] do: held, or streamed through a buffer
+    /// of `buffer` bytes, twice (the second after [`Lines::again`]).
+    fn read_lines(
+        bytes: &[u8],
+        limit: u64,
+        hold: Option<usize>,
+    ) -> Vec<Result<(Vec<Vec<u8>>, Digest), ()>> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        fs::write(&path, bytes).unwrap();
+        let file = File::open(&path).unwrap();
+        let mut lines = match hold {
+            None => match Lines::open(file, limit, true) {
+                Ok(lines) => lines,
+                Err(_) => return vec![Err(()), Err(())],
+            },
+            Some(buffer) => Lines::streamed_in(file, limit, buffer),
+        };
+        let mut passes = Vec::new();
+        for _ in 0..2 {
+            let mut got = Vec::new();
+            let pass = loop {
+                match lines.next() {
+                    Ok(Some(line)) => got.push(line.to_vec()),
+                    Ok(None) => break Ok(got),
+                    Err(()) => break Err(()),
+                }
+            };
+            let digest = lines.again();
+            passes.push(pass.and_then(|got| Ok((got, digest.map_err(drop)?))));
+        }
+        passes
+    }
+
+    proptest::proptest! {
+        /// A streamed seal file gives the lines and the digest a held one gives, on both
+        /// passes, whatever the buffer size (lines across blocks, lines longer than the
+        /// buffer), and refuses what it refuses: a last line without a newline, more bytes
+        /// than the limit.
+        #[test]
+        fn streamed_lines_are_the_held_lines(
+            bytes in proptest::collection::vec(proptest::sample::select(vec![b'a', b'\n', 0xE2, b'\r']), 0..200),
+            buffer in 1usize..40,
+            limit in 0u64..220,
+        ) {
+            let held = read_lines(&bytes, limit, None);
+            proptest::prop_assert_eq!(read_lines(&bytes, limit, Some(buffer)), held.clone());
+            let whole = bytes.is_empty() || bytes.ends_with(b"\n");
+            if bytes.len() as u64 <= limit && whole {
+                let expect: Vec<Vec<u8>> = bytes.split(|&b| b == b'\n').map(<[u8]>::to_vec).collect();
+                let expect = expect[..expect.len().saturating_sub(1)].to_vec();
+                proptest::prop_assert_eq!(&held[0], &Ok((expect, Digest::of(&bytes))));
+            } else {
+                proptest::prop_assert_eq!(&held[0], &Err(()));
+            }
+        }
     }
 
     #[test]
