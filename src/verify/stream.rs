@@ -791,13 +791,12 @@ mod tests {
         (json(true), json(false), streamed)
     }
 
+    /// One pass over a seal file: its lines and the digest of what was read, or `Err`.
+    type Pass = Result<(Vec<Vec<u8>>, Digest), ()>;
+
     /// Lines and digest of `bytes` read as [`Lines`] do: held, or streamed through a buffer
     /// of `buffer` bytes, twice (the second after [`Lines::again`]).
-    fn read_lines(
-        bytes: &[u8],
-        limit: u64,
-        hold: Option<usize>,
-    ) -> Vec<Result<(Vec<Vec<u8>>, Digest), ()>> {
+    fn read_lines(bytes: &[u8], limit: u64, hold: Option<usize>) -> Vec<Pass> {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("f");
         fs::write(&path, bytes).unwrap();
