@@ -9,17 +9,19 @@
 //! the one form packet writes (every line `<64 hex>  <path>`, sorted, no BOM or CRLF, final
 //! newline) whose digest is its tree file's and every pin's, and a `SEAL.json` in the one
 //! layout packet writes (see [`crate::seal::record::record_head`]) whose digest is the manifest's.
-//! Pass 1 hashes the two seal files and proves the digests; pass 2 reads them again, checking
-//! every line's form as it goes. Seal files within [`HOLD_LIMIT`] bytes (both together, or the
-//! smaller one alone) are held in memory between the passes, so pass 2 reads the bytes pass 1
-//! hashed; any other is read again
-//! through the same descriptor, a line at a time, and hashed again. Anything else (a seal
-//! file that drifted, a foreign or damaged manifest, a record another tool wrote, a streamed
-//! seal file changed between the passes) gives
-//! `None` before anything is reported, and the whole check, which diagnoses it, runs instead.
-//! Files hashed before a late line gave the stream up are hashed again then: the price of a
-//! seal no packet wrote, paid only by such seals.
-
+//! Each seal file is read once and hashed as it is read, so the digest proven is the digest of
+//! the very bytes the lines were split from. Seal files within [`HOLD_LIMIT`] bytes (both
+//! together, or the smaller one alone) are read whole first, so a held manifest that does not
+//! hash to the tree (and, both held, a record that does not hash to the manifest's line for it)
+//! stops the stream before any file is hashed. Any other seal file is streamed from its
+//! descriptor a block at a time, and its digest is known only at its end: the merge's results
+//! are kept only if it holds then. Anything else (a seal file that drifted, a foreign or
+//! damaged manifest, a record another tool wrote, a streamed seal file that changed while read)
+//! gives `None` before anything is reported, and the whole check, which diagnoses it, runs
+//! instead. Files hashed before the stream was given up are hashed again then: the price of a
+//! seal no packet wrote or one that drifted, paid only by such seals (for a streamed seal,
+//! every file; reading a seal of a million files twice to learn this first cost a tenth of the
+//! passing check's time).
 use super::run::{Run, is_seal_file, not_listed, not_recorded, unsealed};
 use super::{Checked, VerifyOptions, hash_one};
 use crate::digest::{self, Digest};
@@ -65,77 +67,89 @@ pub(crate) fn check(dir: &Path, opts: &VerifyOptions) -> Option<Checked> {
 
 /// [`check`], holding in memory seal files of at most `hold` bytes in all ([`held_within`]).
 fn check_holding(dir: &Path, opts: &VerifyOptions, hold: u64) -> Option<Checked> {
-    let proven = prove(dir, opts, hold)?;
+    let expected = expect(dir, opts, hold)?;
     let mut run = Run::new(dir, opts);
-    run.tree.computed = Some(proven.tree.to_hex());
-    run.tree.recorded = Some(proven.tree.to_hex());
-    stream(&mut run, dir, opts, proven)?;
+    run.tree.computed = Some(expected.tree.to_hex());
+    run.tree.recorded = Some(expected.tree.to_hex());
+    stream(&mut run, dir, opts, expected)?;
     Some(run.finish(Vec::new(), None))
 }
 
-/// What pass 1 proved: the tree hash, and the seal files ready for pass 2 with the digests
-/// they must hash to again.
-struct Proven {
+/// What the seal files must hash to, and the files open to be read once.
+struct Expected {
+    /// The tree hash the tree file records and every pin names: the manifest's digest.
     tree: Digest,
     manifest: Lines,
     record: Lines,
-    record_digest: Digest,
 }
 
-/// Pass 1: whether the seal hashes as it must for the stream to read it (see the module doc):
-/// the manifest to its tree file and every pin, `SEAL.json` to the manifest's digest for it.
-/// Only hashes: whether every line is in packet's own form is seen in pass 2.
-fn prove(dir: &Path, opts: &VerifyOptions, hold: u64) -> Option<Proven> {
+/// What the stream must find (see the module doc), or `None` where it is already seen not to
+/// hold: a tree file that drifted, a pin that names another tree, a held manifest that does
+/// not hash to the tree, or (both held) a record that does not hash to the manifest's line for
+/// `SEAL.json`. Streamed seal files are only opened here; their digests are settled at the end.
+fn expect(dir: &Path, opts: &VerifyOptions, hold: u64) -> Option<Expected> {
+    // The tree file and the pins first: they are a few bytes, and where they disagree the
+    // seal files need not be read at all.
+    let recorded = super::read_regular(&dir.join(TREE_NAME)).ok()?;
+    let recorded = manifest::parse_tree_file(&recorded).ok()?;
+    let tree = recorded.digest;
+    if recorded.drift.is_some() || !opts.pins().iter().all(|p| p.matches(&tree)) {
+        return None;
+    }
     let (manifest, _) = super::load::open_seal_file(&dir.join(MANIFEST_NAME)).ok()?;
     let (record, _) = super::load::open_seal_file(&dir.join(SEAL_RECORD_NAME)).ok()?;
     let size = |f: &File| f.metadata().map(|m| m.len()).ok();
     let (hold_manifest, hold_record) = held_within(hold, size(&manifest)?, size(&record)?);
-    let (manifest_read, record_read) = std::thread::scope(|s| {
-        let records = s.spawn(|| {
-            let mut lines = Lines::open(record, SEAL_RECORD_LIMIT, hold_record).ok()?;
-            Some((lines.skim()?, lines))
-        });
-        let manifest_read = (|| {
-            let mut lines = Lines::open(manifest, MANIFEST_LIMIT, hold_manifest).ok()?;
-            let mut record_digest = None;
-            while let Some(line) = lines.next().ok()? {
-                // The first line naming it; a second is a duplicate, which pass 2 sees.
-                if record_digest.is_none()
-                    && line.len() == 66 + SEAL_RECORD_NAME.len()
-                    && line.ends_with(SEAL_RECORD_NAME.as_bytes())
-                {
-                    record_digest = manifest::standard_line(line).map(|e| e.digest);
-                }
-            }
-            Some((lines.again().ok()?, lines, record_digest?))
-        })();
-        (manifest_read, records.join().ok().flatten())
+    let (manifest, record) = std::thread::scope(|s| {
+        let record = s.spawn(|| Lines::open(record, SEAL_RECORD_LIMIT, hold_record).ok());
+        let manifest = Lines::open(manifest, MANIFEST_LIMIT, hold_manifest).ok();
+        (manifest, record.join().ok().flatten())
     });
-    let (tree, manifest, sealed_record) = manifest_read?;
-    let (record_digest, record) = record_read?;
-    if record_digest != sealed_record {
-        return None;
+    let (mut manifest, record) = (manifest?, record?);
+    if let (Some(digest), held_record) = (manifest.held_digest(), record.held_digest()) {
+        if digest != tree {
+            return None;
+        }
+        if let Some(held_record) = held_record
+            && sealed_record(&mut manifest)? != held_record
+        {
+            return None;
+        }
     }
-    let recorded = super::read_regular(&dir.join(TREE_NAME)).ok()?;
-    let recorded = manifest::parse_tree_file(&recorded).ok()?;
-    let pins_hold = opts.pins().iter().all(|p| p.matches(&tree));
-    (recorded.drift.is_none() && recorded.digest == tree && pins_hold).then_some(Proven {
+    Some(Expected {
         tree,
         manifest,
         record,
-        record_digest,
     })
 }
 
-/// Pass 2: the merge of manifest entries, seal records and the sorted walk, the hashing,
-/// and what only the end can settle (renamed, missing and unsealed files). `None` abandons
-/// the stream, before anything is reported: a line not in packet's own form, or a seal file
-/// that no longer hashes as pass 1 found (the whole check then reads what is there now).
-fn stream(run: &mut Run<'_>, dir: &Path, opts: &VerifyOptions, proven: Proven) -> Option<()> {
+/// The digest a held manifest lists for `SEAL.json` (its first line naming it; a second is a
+/// duplicate, which the merge refuses), with the manifest set to be read from its start;
+/// `None` when no line names it.
+fn sealed_record(manifest: &mut Lines) -> Option<Digest> {
+    let mut found = None;
+    while let Some(line) = manifest.next().ok()? {
+        if found.is_none()
+            && line.len() == 66 + SEAL_RECORD_NAME.len()
+            && line.ends_with(SEAL_RECORD_NAME.as_bytes())
+        {
+            found = manifest::standard_line(line).map(|e| e.digest);
+        }
+    }
+    manifest.again().ok()?;
+    found
+}
+
+/// The merge of manifest entries, seal records and the sorted walk, the hashing, and what
+/// only the end can settle (renamed, missing and unsealed files). `None` abandons the stream,
+/// before anything is reported: a line not in packet's own form, or a seal file that does not
+/// hash as [`Expected`] says (the whole check then reads what is there now).
+fn stream(run: &mut Run<'_>, dir: &Path, opts: &VerifyOptions, expected: Expected) -> Option<()> {
     let mut seal = Merged {
-        manifest: ManifestLines::new(proven.manifest),
-        records: RecordLines::new(proven.record).ok()?,
+        manifest: ManifestLines::new(expected.manifest),
+        records: RecordLines::new(expected.record).ok()?,
         entries: 0,
+        sealed_record: None,
         next_record: None,
         walk: SortedWalk::new(dir, "", false),
         next_file: None,
@@ -181,8 +195,10 @@ fn stream(run: &mut Run<'_>, dir: &Path, opts: &VerifyOptions, proven: Proven) -
     if seal.abandoned {
         return None;
     }
+    // Both seal files are read to their ends: what they hash to settles whether anything
+    // the merge found stands.
     let (manifest, records) = (seal.manifest.finish(), seal.records.finish());
-    if manifest != proven.tree || records != proven.record_digest {
+    if manifest != expected.tree || seal.sealed_record != Some(records) {
         return None;
     }
     run.counts.sealed_files = seal.entries;
@@ -277,12 +293,14 @@ impl Bucket {
     }
 }
 
-/// The three sorted streams of pass 2 and what their merge leaves for the end.
+/// The three sorted streams and what their merge leaves for the end.
 struct Merged {
     manifest: ManifestLines,
     records: RecordLines,
     /// Entries read so far.
     entries: usize,
+    /// The digest the manifest lists for `SEAL.json` (the merge refuses a second line for it).
+    sealed_record: Option<Digest>,
     next_record: Option<LazyFile>,
     walk: SortedWalk,
     next_file: Option<Found>,
@@ -333,6 +351,9 @@ impl Merged {
                 }
             };
             self.entries += 1;
+            if entry.path == SEAL_RECORD_NAME {
+                self.sealed_record = Some(entry.digest);
+            }
             let key = entry.path.as_bytes();
             while let Some(r) = self.next_record.take_if(|r| r.path.as_bytes() < key) {
                 self.unlisted(r);
@@ -367,30 +388,10 @@ impl Merged {
     }
 }
 
-/// The SHA-256 of `file` from its start, `None` when it cannot be read or holds more than
-/// `limit` bytes.
-fn hash_bounded(file: &mut File, limit: u64) -> Option<Digest> {
-    use std::io::Read;
-    file.rewind().ok()?;
-    let (mut hasher, mut buf, mut read) = (Sha256::new(), vec![0u8; READ_BUFFER], 0u64);
-    loop {
-        let n = file.read(&mut buf).ok()?;
-        if n == 0 {
-            return Some(Digest(hasher.finalize().into()));
-        }
-        read += n as u64;
-        if read > limit {
-            return None;
-        }
-        hasher.update(&buf[..n]);
-    }
-}
-
 /// A seal file read line by line, within its size limit: held in memory whole when
-/// [`held_within`] says so, hashed once as it is read in, so that pass 2 reads the very
-/// bytes pass 1 hashed; streamed from its descriptor otherwise, and hashed again on each pass,
-/// each block as it is read into the buffer the lines are then split from (so what is hashed
-/// is what is parsed; lines are slices of that buffer, not copies).
+/// [`held_within`] says so, hashed once as it is read in; streamed from its descriptor
+/// otherwise, each block hashed as it is read into the buffer the lines are then split from.
+/// Either way what is hashed is what is parsed; lines are slices of that buffer, not copies.
 enum Lines {
     Held {
         bytes: Vec<u8>,
@@ -549,27 +550,11 @@ impl Lines {
         }
     }
 
-    /// The digest of the whole file without splitting it into lines, with the file set to be
-    /// read from its start; `None` where [`Lines::next`] would give `Err` for size or reading.
-    fn skim(&mut self) -> Option<Digest> {
+    /// The digest of a held file (known as soon as it is read), `None` for a streamed one.
+    fn held_digest(&self) -> Option<Digest> {
         match self {
             Lines::Held { digest, .. } => Some(*digest),
-            Lines::Streamed {
-                file,
-                start,
-                end,
-                eof,
-                hasher,
-                read,
-                limit,
-                ..
-            } => {
-                let digest = hash_bounded(file, *limit)?;
-                file.rewind().ok()?;
-                (*start, *end, *eof, *read) = (0, 0, false, 0);
-                hasher.reset();
-                Some(digest)
-            }
+            Lines::Streamed { .. } => None,
         }
     }
 }
@@ -1014,6 +999,17 @@ mod tests {
             (
                 "record re-indented",
                 |d| rewrite_record(d, |r| serde_json::to_vec_pretty(&r).unwrap()),
+                false,
+            ),
+            (
+                // The manifest still lists the record's old digest: a streamed record is
+                // seen not to hash to it only at its end, after every file was hashed.
+                "record edited, seal not renewed",
+                |d| {
+                    let path = d.join(SEAL_RECORD_NAME);
+                    let text = String::from_utf8(fs::read(&path).unwrap()).unwrap();
+                    fs::write(&path, text.replacen("\"bytes\":", "\"bytes\":1", 1)).unwrap();
+                },
                 false,
             ),
             (
